@@ -1,0 +1,258 @@
+import { homedir, hostname } from 'node:os'
+import { join } from 'node:path'
+import { isIdentifier } from '../model/index.ts'
+
+/**
+ * Every agent option, documented once. Each has an environment variable and a flag of
+ * `p2p-registry agent`; the flag wins over the variable, the variable over the default.
+ * The README's configuration table is checked against this list by a test.
+ */
+export interface AgentConfig {
+  /** This node's id. @default generated once (`node_…`) and kept in the data dir */
+  nodeId: string | undefined
+  /** URL other nodes and tools use for this node. @default `http://<hostname>:<http port>` */
+  selfUrl: string | undefined
+  /** host:port of the local HTTP API. Loopback by default: reads need no token. @default 127.0.0.1:11337 */
+  httpAddr: { host: string; port: number }
+  /** libp2p listen multiaddrs. @default /ip4/0.0.0.0/tcp/11338 */
+  p2pListen: string[]
+  /** Seed peers: multiaddrs (with or without /p2p/<id>) or host:port. @default none */
+  peers: string[]
+  /** Where LevelDB, the node id and the libp2p key live. @default ~/.p2p-registry */
+  dataDir: string
+  /** Shared secret of a private cluster; peers without it cannot connect. @default none */
+  clusterKey: string | undefined
+  /** Bearer token every mutating HTTP request must carry. @default none */
+  apiToken: string | undefined
+  /** Interval between node heartbeats, ms. Detection takes a few of these. @default 2000 */
+  heartbeatIntervalMs: number
+  /** Find peers on the LAN with mDNS. @default true */
+  mdns: boolean
+  /** Largest clock lead accepted from a peer, ms. @default 5000 */
+  maxDriftMs: number
+  /** How long tombstones are kept, ms; also the longest absence after which a node keeps its replica. @default 7 days */
+  tombstoneGraceMs: number
+  /** Largest HTTP request body, bytes. @default 1 MiB */
+  bodyLimitBytes: number
+  /** Log level (fatal, error, warn, info, debug, trace, silent). @default info */
+  logLevel: string
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+type Raw = string | undefined
+
+interface OptionSpec<K extends keyof AgentConfig> {
+  key: K
+  env: string
+  flag: string
+  default: string
+  description: string
+  parse: (raw: Raw, name: string) => AgentConfig[K]
+}
+
+function option<K extends keyof AgentConfig>(spec: OptionSpec<K>): OptionSpec<K> {
+  return spec
+}
+
+const optional = (raw: Raw) => (raw === undefined || raw === '' ? undefined : raw)
+const list = (raw: Raw) =>
+  (raw ?? '')
+    .split(/[,\s]+/)
+    .map((s) => s.trim())
+    .filter(Boolean)
+
+function integer(min: number, max: number, fallback: number) {
+  return (raw: Raw, name: string): number => {
+    if (raw === undefined || raw === '') return fallback
+    const n = Number(raw)
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`)
+    }
+    return n
+  }
+}
+
+function boolean(fallback: boolean) {
+  return (raw: Raw, name: string): boolean => {
+    if (raw === undefined || raw === '') return fallback
+    if (/^(1|true|on|yes)$/i.test(raw)) return true
+    if (/^(0|false|off|no)$/i.test(raw)) return false
+    throw new ConfigError(`${name} must be true or false, got "${raw}"`)
+  }
+}
+
+/** Splits `host:port`, `[v6]:port` or `:port`; the port must be 0–65535. */
+export function parseHostPort(raw: string, name: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(raw.trim())
+  const port = Number(match?.[3])
+  if (!match || !Number.isInteger(port) || port > 65535) {
+    throw new ConfigError(`${name} must be host:port (e.g. 127.0.0.1:11337), got "${raw}"`)
+  }
+  return { host: match[1] ?? (match[2] || '127.0.0.1'), port }
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000
+
+export const OPTIONS = [
+  option({
+    key: 'nodeId',
+    env: 'OB_NODE_ID',
+    flag: '--node-id',
+    default: 'generated once, kept in the data dir',
+    description: 'Unique id of this node (letters, digits, . _ ~ : -).',
+    parse: (raw, name) => {
+      const id = optional(raw)
+      if (id !== undefined && !isIdentifier(id)) {
+        throw new ConfigError(`${name} must be 1-128 letters, digits, '.', '_', '~', ':' or '-', got "${id}"`)
+      }
+      return id
+    },
+  }),
+  option({
+    key: 'selfUrl',
+    env: 'OB_SELF_URL',
+    flag: '--self-url',
+    default: 'http://<hostname>:<http port>',
+    description: 'URL of this node that every other node can reach.',
+    parse: (raw, name) => {
+      const url = optional(raw)
+      if (url !== undefined && !URL.canParse(url))
+        throw new ConfigError(`${name} must be an absolute URL, got "${url}"`)
+      return url
+    },
+  }),
+  option({
+    key: 'httpAddr',
+    env: 'OB_HTTP_ADDR',
+    flag: '--http-addr',
+    default: '127.0.0.1:11337',
+    description: 'Address of the local HTTP API.',
+    parse: (raw, name) => parseHostPort(optional(raw) ?? '127.0.0.1:11337', name),
+  }),
+  option({
+    key: 'p2pListen',
+    env: 'OB_P2P_LISTEN',
+    flag: '--p2p-listen',
+    default: '/ip4/0.0.0.0/tcp/11338',
+    description: 'libp2p listen multiaddrs, comma-separated.',
+    parse: (raw) => (optional(raw) === undefined ? ['/ip4/0.0.0.0/tcp/11338'] : list(raw)),
+  }),
+  option({
+    key: 'peers',
+    env: 'OB_PEERS',
+    flag: '--peers',
+    default: 'none',
+    description: 'Seed peers, comma-separated: multiaddrs (with or without /p2p/<id>) or host:port.',
+    parse: (raw) => list(raw),
+  }),
+  option({
+    key: 'dataDir',
+    env: 'OB_DATA_DIR',
+    flag: '--data-dir',
+    default: '~/.p2p-registry',
+    description: 'Directory for LevelDB, the node id and the libp2p key.',
+    parse: (raw) => {
+      const dir = optional(raw) ?? '~/.p2p-registry'
+      return dir === '~' || dir.startsWith('~/') ? join(homedir(), dir.slice(1)) : dir
+    },
+  }),
+  option({
+    key: 'clusterKey',
+    env: 'OB_CLUSTER_KEY',
+    flag: '--cluster-key',
+    default: 'none (open cluster)',
+    description: 'Shared secret: only peers with the same key can connect.',
+    parse: (raw) => optional(raw),
+  }),
+  option({
+    key: 'apiToken',
+    env: 'OB_API_TOKEN',
+    flag: '--api-token',
+    default: 'none',
+    description: 'When set, mutating HTTP requests need `Authorization: Bearer <token>`.',
+    parse: (raw) => optional(raw),
+  }),
+  option({
+    key: 'heartbeatIntervalMs',
+    env: 'OB_HEARTBEAT_MS',
+    flag: '--heartbeat-ms',
+    default: '2000',
+    description:
+      'Milliseconds between node heartbeats; a node is flagged unreachable after several missed beats.',
+    parse: integer(100, 3_600_000, 2000),
+  }),
+  option({
+    key: 'mdns',
+    env: 'OB_MDNS',
+    flag: '--mdns',
+    default: 'true',
+    description: 'Discover peers on the LAN with mDNS.',
+    parse: boolean(true),
+  }),
+  option({
+    key: 'maxDriftMs',
+    env: 'OB_MAX_DRIFT_MS',
+    flag: '--max-drift-ms',
+    default: '5000',
+    description: 'Largest clock lead accepted from a peer; changes further ahead are rejected and counted.',
+    parse: integer(0, 3_600_000, 5000),
+  }),
+  option({
+    key: 'tombstoneGraceMs',
+    env: 'OB_TOMBSTONE_GRACE_MS',
+    flag: '--tombstone-grace-ms',
+    default: '604800000 (7 days)',
+    description:
+      'How long deletes are remembered; a node away longer drops its replica and pulls a fresh one.',
+    parse: integer(1000, 365 * DAY_MS, 7 * DAY_MS),
+  }),
+  option({
+    key: 'bodyLimitBytes',
+    env: 'OB_BODY_LIMIT_BYTES',
+    flag: '--body-limit-bytes',
+    default: '1048576 (1 MiB)',
+    description: 'Largest HTTP request body.',
+    parse: integer(1024, 64 * 1024 * 1024, 1024 * 1024),
+  }),
+  option({
+    key: 'logLevel',
+    env: 'OB_LOG_LEVEL',
+    flag: '--log-level',
+    default: 'info',
+    description: 'fatal, error, warn, info, debug, trace or silent.',
+    parse: (raw, name) => {
+      const level = optional(raw) ?? 'info'
+      if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) {
+        throw new ConfigError(
+          `${name} must be one of fatal, error, warn, info, debug, trace, silent, got "${level}"`,
+        )
+      }
+      return level
+    },
+  }),
+] as const
+
+/**
+ * Builds the config from flags (already parsed, keyed by AgentConfig key) over environment variables.
+ * Throws `ConfigError` naming the flag or variable at fault.
+ */
+export function loadConfig(
+  flags: Partial<Record<keyof AgentConfig, string>>,
+  env: NodeJS.ProcessEnv,
+): AgentConfig {
+  const config: Record<string, unknown> = {}
+  for (const spec of OPTIONS) {
+    const fromFlag = flags[spec.key]
+    const name = fromFlag !== undefined ? spec.flag : spec.env
+    config[spec.key] = spec.parse(fromFlag ?? env[spec.env], name)
+  }
+  return config as unknown as AgentConfig
+}
+
+/** The URL a node uses when OB_SELF_URL is not set. */
+export function defaultSelfUrl(config: AgentConfig): string {
+  return `http://${hostname()}:${config.httpAddr.port}`
+}

@@ -1,0 +1,333 @@
+import { EventEmitter } from 'node:events'
+import type { Definition, Entity, EntityKind, Instance, Node } from '../model/index.ts'
+import { type Change, decodeEntry, encodeEntry, entityKey } from './change.ts'
+import { DigestTree, LEAF_COUNT, leafOf } from './digest.ts'
+import type { HybridClock } from './hlc.ts'
+import { type InstanceFilter, InstanceIndex } from './indexes.ts'
+import { compareVersions } from './lww.ts'
+import type { ReplicaStore } from './store.ts'
+import { byId } from './value-index.ts'
+
+/**
+ * What merging one change did. Doubles as a log field and a metric label.
+ * - `applied`: it won and is now in the replica.
+ * - `stale`: the replica already holds a newer version of that entity.
+ * - `duplicate`: the replica already holds exactly this change.
+ * - `rejected-drift`: its clock is further ahead of ours than the maximum drift.
+ * - `rejected-owner`: a put of a node record by some other node (only a node writes its own record).
+ * - `expired`: a tombstone older than the grace period for an entity we do not hold.
+ */
+export type ApplyOutcome = 'applied' | 'stale' | 'duplicate' | 'rejected-drift' | 'rejected-owner' | 'expired'
+
+export const DEFAULT_TOMBSTONE_GRACE_MS = 7 * 24 * 60 * 60 * 1000
+
+export interface ReplicaInit {
+  store: ReplicaStore
+  clock: HybridClock
+  /**
+   * How long a tombstone is kept before it is purged, in ms. Must exceed the longest time a replica can
+   * be out of touch and still come back with its old state (agents away longer drop their replica).
+   * @default 7 days
+   */
+  tombstoneGraceMs?: number
+  /** Wall-clock source for purge decisions; tests hand in a fake. @default Date.now */
+  now?: () => number
+}
+
+export interface ReplicaEvents {
+  /** Changes that altered the replica, after they are durable and visible to reads. */
+  change: [changes: Change[]]
+}
+
+/**
+ * An entry in memory. Its encoded form is not kept (that would double the memory per entity); it is
+ * canonical, so it can be recomputed when the digest needs the old bytes of a replaced entry.
+ */
+interface Held {
+  change: Change
+  /** Set while the entry is being merged or loaded, dropped once it is held. */
+  encoded?: string
+}
+
+export interface ReplicaCounts {
+  definitions: number
+  instances: number
+  nodes: number
+  tombstones: number
+}
+
+/**
+ * The local copy of the registry: every entity and tombstone with its version, in a `ReplicaStore`,
+ * with in-memory indexes for lookups and a digest tree for anti-entropy.
+ *
+ * All writes go through `apply` (remote changes) or `put`/`remove` (local writes), one batch at a time:
+ * a batch is merged by the LWW rule (`lww.ts`), written to the store atomically, and only then made
+ * visible to reads and announced with a `change` event.
+ */
+export class Replica extends EventEmitter<ReplicaEvents> {
+  readonly clock: HybridClock
+  readonly digestTree = new DigestTree()
+  readonly tombstoneGraceMs: number
+  readonly #store: ReplicaStore
+  readonly #now: () => number
+  readonly #held = new Map<string, Held>()
+  readonly #leafKeys: Array<Set<string>> = Array.from({ length: LEAF_COUNT }, () => new Set())
+  readonly #tombstones = new Set<string>()
+  readonly #definitions = new Map<string, Definition>()
+  readonly #instances = new InstanceIndex()
+  readonly #nodes = new Map<string, Node>()
+  readonly #nodeIdByUrl = new Map<string, string>()
+  #queue: Promise<unknown> = Promise.resolve()
+
+  private constructor(init: ReplicaInit) {
+    super()
+    this.#store = init.store
+    this.clock = init.clock
+    this.tombstoneGraceMs = init.tombstoneGraceMs ?? DEFAULT_TOMBSTONE_GRACE_MS
+    this.#now = init.now ?? Date.now
+  }
+
+  /** Opens the store and loads every entry into memory; the clock is raised above all stored versions. */
+  static async open(init: ReplicaInit): Promise<Replica> {
+    const replica = new Replica(init)
+    await init.store.open()
+    for await (const [key, encoded] of init.store.entries()) {
+      const change = decodeEntry(key, encoded)
+      replica.#hold(key, { change, encoded })
+      replica.clock.observe(change.version)
+    }
+    return replica
+  }
+
+  async close(): Promise<void> {
+    await this.#serial(() => this.#store.close())
+  }
+
+  /** Merges changes from elsewhere. Returns one outcome per change, in order. */
+  apply(changes: readonly Change[]): Promise<ApplyOutcome[]> {
+    return this.#serial(() => this.#merge(changes, true))
+  }
+
+  /** A local write of a whole entity. Resolves once durable, with the change to gossip. */
+  put(kind: EntityKind, value: Entity): Promise<Change> {
+    return this.#serial(async () => {
+      const change: Change = { kind, id: value.id, version: this.clock.now(), value }
+      const [outcome] = await this.#merge([change], false)
+      if (outcome !== 'applied') throw new Error(`local write of ${kind} ${value.id} was ${outcome}`)
+      return change
+    })
+  }
+
+  /** A local delete. Resolves with the tombstone to gossip, or undefined when there is no such entity. */
+  remove(kind: EntityKind, id: string): Promise<Change | undefined> {
+    return this.#serial(async () => {
+      if (this.get(kind, id) === undefined) return undefined
+      const change: Change = { kind, id, version: this.clock.now(), value: null }
+      await this.#merge([change], false)
+      return change
+    })
+  }
+
+  get(kind: 'definition', id: string): Definition | undefined
+  get(kind: 'instance', id: string): Instance | undefined
+  get(kind: 'node', id: string): Node | undefined
+  get(kind: EntityKind, id: string): Entity | undefined
+  get(kind: EntityKind, id: string): Entity | undefined {
+    if (kind === 'definition') return this.#definitions.get(id)
+    if (kind === 'instance') return this.#instances.get(id)
+    return this.#nodes.get(id)
+  }
+
+  /** The stored change for a key (`<kind>/<id>`), tombstones included. */
+  entry(key: string): Change | undefined {
+    return this.#held.get(key)?.change
+  }
+
+  /** Every stored change (tombstones included) whose key falls in leaves [from, to). */
+  entriesInLeaves(from: number, to: number): Change[] {
+    const out: Change[] = []
+    for (let leaf = from; leaf < to; leaf++) {
+      for (const key of this.#leafKeys[leaf]!) out.push(this.#held.get(key)!.change)
+    }
+    return out
+  }
+
+  /** Every stored change, tombstones included. */
+  *entries(): IterableIterator<Change> {
+    for (const held of this.#held.values()) yield held.change
+  }
+
+  definitions(): Definition[] {
+    return [...this.#definitions.values()].sort(byId)
+  }
+
+  /** Instances matching every filter, by id. May be a shared cached array: do not mutate it. */
+  instances(filter: InstanceFilter = {}): readonly Instance[] {
+    return this.#instances.query(filter)
+  }
+
+  /** Nodes by id (all of them when `ids` is absent or empty), ordered by id. */
+  nodes(ids?: readonly string[]): Node[] {
+    if (!ids || ids.length === 0) return [...this.#nodes.values()].sort(byId)
+    const out: Node[] = []
+    for (const id of new Set(ids)) {
+      const node = this.#nodes.get(id)
+      if (node) out.push(node)
+    }
+    return out.sort(byId)
+  }
+
+  nodeByUrl(url: string): Node | undefined {
+    const id = this.#nodeIdByUrl.get(url)
+    return id === undefined ? undefined : this.#nodes.get(id)
+  }
+
+  /** Hex digest of the whole replica: equal on two replicas exactly when their states are equal. */
+  digest(): string {
+    return this.digestTree.root()
+  }
+
+  counts(): ReplicaCounts {
+    return {
+      definitions: this.#definitions.size,
+      instances: this.#instances.size,
+      nodes: this.#nodes.size,
+      tombstones: this.#tombstones.size,
+    }
+  }
+
+  /** Drops tombstones older than the grace period. Returns how many were purged. */
+  purgeTombstones(): Promise<number> {
+    return this.#serial(async () => {
+      const cutoff = this.#now() - this.tombstoneGraceMs
+      const expired = [...this.#tombstones].filter((key) => this.#held.get(key)!.change.version.ts < cutoff)
+      if (expired.length === 0) return 0
+      await this.#store.write([], expired)
+      for (const key of expired) this.#release(key)
+      return expired.length
+    })
+  }
+
+  /** Forgets every entry, on disk and in memory (a node away past the grace period starts afresh). */
+  clear(): Promise<void> {
+    return this.#serial(async () => {
+      await this.#store.clearEntries()
+      for (const key of [...this.#held.keys()]) this.#release(key)
+    })
+  }
+
+  getMeta(key: string): Promise<string | undefined> {
+    return this.#store.getMeta(key)
+  }
+
+  putMeta(key: string, value: string): Promise<void> {
+    return this.#store.putMeta(key, value)
+  }
+
+  /** Runs `task` after every earlier write has finished: batches never interleave. */
+  #serial<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(task)
+    this.#queue = run.catch(() => undefined)
+    return run
+  }
+
+  async #merge(changes: readonly Change[], remote: boolean): Promise<ApplyOutcome[]> {
+    const expiredBefore = this.#now() - this.tombstoneGraceMs
+    // key → winning change so far in this batch; null = remove the key outright (see 'expired').
+    const staged = new Map<string, Held | null>()
+    const outcomes = changes.map((change): ApplyOutcome => {
+      if (change.kind === 'node' && change.value !== null && change.version.node !== change.id) {
+        return 'rejected-owner'
+      }
+      if (remote && this.clock.receive(change.version) === 'rejected-drift') return 'rejected-drift'
+      const key = entityKey(change.kind, change.id)
+      const current = staged.has(key) ? staged.get(key) : this.#held.get(key)
+      let encoded: string | undefined
+      if (current) {
+        const byVersion = compareVersions(change.version, current.change.version)
+        if (byVersion < 0) return 'stale'
+        if (byVersion === 0) {
+          // Same version, so only a reused clock reading can make the bytes differ: larger bytes win.
+          encoded = encodeEntry(change)
+          const held = current.encoded ?? encodeEntry(current.change)
+          if (encoded === held) return 'duplicate'
+          if (encoded < held) return 'stale'
+        }
+      }
+      if (change.value === null && change.version.ts < expiredBefore) {
+        // A tombstone past its grace period is not stored (replicas that kept it have purged it by now),
+        // but it still deletes the older entity it was written against.
+        if (!current) return 'expired'
+        staged.set(key, null)
+        return 'applied'
+      }
+      staged.set(key, { change, encoded: encoded ?? encodeEntry(change) })
+      return 'applied'
+    })
+    if (staged.size === 0) return outcomes
+
+    const puts: Array<[string, string]> = []
+    const deletes: string[] = []
+    for (const [key, held] of staged) {
+      if (held) puts.push([key, held.encoded!])
+      else if (this.#held.has(key)) deletes.push(key)
+    }
+    await this.#store.write(puts, deletes)
+
+    const announced: Change[] = []
+    for (const [key, held] of staged) {
+      if (held) {
+        this.#hold(key, held)
+        announced.push(held.change)
+      } else {
+        const gone = this.#held.get(key)
+        if (!gone) continue
+        this.#release(key)
+        announced.push({ ...gone.change, value: null })
+      }
+    }
+    if (announced.length > 0) this.emit('change', announced)
+    return outcomes
+  }
+
+  /** Puts an entry into memory: map, digest, leaf membership, indexes. Replaces what was there. */
+  #hold(key: string, { change, encoded }: Held): void {
+    const old = this.#held.get(key)
+    if (old) this.digestTree.toggle(key, encodeEntry(old.change))
+    else this.#leafKeys[leafOf(key)]!.add(key)
+    this.#held.set(key, { change })
+    this.digestTree.toggle(key, encoded ?? encodeEntry(change))
+    if (change.value === null) this.#tombstones.add(key)
+    else this.#tombstones.delete(key)
+    this.#index(change.kind, change.id, change.value)
+  }
+
+  /** Removes an entry from memory entirely. */
+  #release(key: string): void {
+    const old = this.#held.get(key)
+    if (!old) return
+    this.digestTree.toggle(key, encodeEntry(old.change))
+    this.#leafKeys[leafOf(key)]!.delete(key)
+    this.#held.delete(key)
+    this.#tombstones.delete(key)
+    this.#index(old.change.kind, old.change.id, null)
+  }
+
+  #index(kind: EntityKind, id: string, value: Entity | null): void {
+    if (kind === 'instance') {
+      this.#instances.set(id, (value as Instance | null) ?? undefined)
+    } else if (kind === 'definition') {
+      if (value) this.#definitions.set(id, value as Definition)
+      else this.#definitions.delete(id)
+    } else {
+      const old = this.#nodes.get(id)
+      if (old && this.#nodeIdByUrl.get(old.url) === id) this.#nodeIdByUrl.delete(old.url)
+      if (value) {
+        this.#nodes.set(id, value as Node)
+        this.#nodeIdByUrl.set((value as Node).url, id)
+      } else {
+        this.#nodes.delete(id)
+      }
+    }
+  }
+}

@@ -1,0 +1,92 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import fc from 'fast-check'
+import type { Definition, Instance } from '../../src/model/index.ts'
+import type { Change } from '../../src/replica/change.ts'
+import { HybridClock } from '../../src/replica/hlc.ts'
+import { MemoryStore } from '../../src/replica/memory-store.ts'
+import { Replica, type ReplicaInit } from '../../src/replica/replica.ts'
+import type { ReplicaStore } from '../../src/replica/store.ts'
+
+export const NOW = Date.UTC(2026, 10, 27, 12, 0, 0)
+
+export function instance(id: string, slug: string, extra: Partial<Instance> = {}): Instance {
+  const port = 1000 + ((Number.parseInt(id.replace(/\D/g, ''), 10) || 0) % 60000)
+  return {
+    id,
+    url: `http://10.0.${port % 250}.${port % 7}:${port}`,
+    scheme: 'http',
+    ip: `10.0.${port % 250}.${port % 7}`,
+    port,
+    slug,
+    status: 'Unknown',
+    lastHeartbeat: new Date(NOW).toISOString(),
+    ...extra,
+  }
+}
+
+export function definition(id: string, image = 'nginx:latest'): Definition {
+  return { id, image: { name: image, internalPorts: [8080] } }
+}
+
+export async function openReplica(
+  nodeId: string,
+  init: Partial<ReplicaInit> & { store?: ReplicaStore; now?: () => number } = {},
+): Promise<Replica> {
+  const now = init.now ?? (() => NOW)
+  return Replica.open({
+    store: init.store ?? new MemoryStore(),
+    clock: init.clock ?? new HybridClock({ nodeId, now }),
+    now,
+    ...(init.tombstoneGraceMs === undefined ? {} : { tombstoneGraceMs: init.tombstoneGraceMs }),
+  })
+}
+
+export async function withTempDir<T>(run: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'p2p-registry-test-'))
+  try {
+    return await run(dir)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+/** Stored bytes of a replica's store, for byte-identity checks. */
+export async function storedEntries(store: ReplicaStore): Promise<Array<[string, string]>> {
+  const out: Array<[string, string]> = []
+  for await (const entry of store.entries()) out.push(entry)
+  return out
+}
+
+const NODE_IDS = ['node-a', 'node-b', 'node-c'] as const
+
+/**
+ * Random changes over a small key space, so that puts and deletes of the same entity collide often.
+ * Versions sit within a few ms of NOW and repeat across nodes, so ties on ts and c are common.
+ */
+export const changeArb: fc.Arbitrary<Change> = fc
+  .record({
+    kind: fc.constantFrom('instance' as const, 'definition' as const),
+    n: fc.integer({ min: 0, max: 7 }),
+    ts: fc.integer({ min: NOW - 3, max: NOW + 3 }),
+    c: fc.integer({ min: 0, max: 2 }),
+    node: fc.constantFrom(...NODE_IDS),
+    deleted: fc.boolean(),
+    slug: fc.constantFrom('user-svc', 'billing-svc', 'mail-svc'),
+    tag: fc.option(fc.constantFrom('blue', 'green'), { nil: undefined }),
+  })
+  .map(({ kind, n, ts, c, node, deleted, slug, tag }): Change => {
+    const id = `${kind === 'instance' ? 'inst' : 'def'}-${n}`
+    const version = { ts, c, node }
+    if (deleted) return { kind, id, version, value: null }
+    const value =
+      kind === 'instance'
+        ? instance(
+            id,
+            slug,
+            tag ? { tags: [tag], details: `written by ${node}` } : { details: `written by ${node}` },
+          )
+        : definition(id, `img-${node}-${ts - NOW}`)
+    return { kind, id, version, value }
+  })

@@ -1,0 +1,180 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { type Change, encodeEntry, entityKey } from '../../src/replica/change.ts'
+import { compareVersions } from '../../src/replica/lww.ts'
+import { MemoryStore } from '../../src/replica/memory-store.ts'
+import { changeArb, NOW, openReplica, storedEntries } from './fixtures.ts'
+
+const RUNS = 300
+
+/** Applies `changes` to a fresh in-memory replica in batches of the given sizes (cycled). */
+async function replicaOf(changes: readonly Change[], batchSizes: readonly number[] = [changes.length || 1]) {
+  const store = new MemoryStore()
+  const replica = await openReplica('observer', { store })
+  let at = 0
+  for (let i = 0; at < changes.length; i++) {
+    const size = batchSizes[i % batchSizes.length]!
+    await replica.apply(changes.slice(at, at + size))
+    at += size
+  }
+  return { replica, stored: await storedEntries(store) }
+}
+
+/** The state the LWW rule says a set of changes must produce: per key, the greatest (version, bytes). */
+function expectedState(changes: readonly Change[]): Array<[string, string]> {
+  const best = new Map<string, { change: Change; encoded: string }>()
+  for (const change of changes) {
+    const key = entityKey(change.kind, change.id)
+    const encoded = encodeEntry(change)
+    const held = best.get(key)
+    const cmp = held ? compareVersions(change.version, held.change.version) : 1
+    if (!held || cmp > 0 || (cmp === 0 && encoded > held.encoded)) best.set(key, { change, encoded })
+  }
+  return [...best.entries()]
+    .map(([key, { encoded }]) => [key, encoded] as [string, string])
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+}
+
+describe('merge (property-based)', () => {
+  it('any permutation, duplication and batching of the same changes yields byte-identical state and digest', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(changeArb, { minLength: 1, maxLength: 40 }),
+        fc.array(fc.nat(), { minLength: 3, maxLength: 3 }),
+        fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 4 }),
+        async (changes, seeds, batchSizes) => {
+          const expected = expectedState(changes)
+          const orders = seeds.map((seed) => {
+            // A permutation with some changes delivered twice, as gossip and anti-entropy both deliver.
+            const shuffled = fc.sample(fc.shuffledSubarray(changes, { minLength: changes.length }), {
+              seed,
+              numRuns: 1,
+            })[0]!
+            const dupes = fc.sample(fc.subarray(changes), { seed: seed + 1, numRuns: 1 })[0]!
+            return [...shuffled, ...dupes]
+          })
+          const replicas = await Promise.all(orders.map((order) => replicaOf(order, batchSizes)))
+          for (const { replica, stored } of replicas) {
+            expect(stored).toEqual(expected)
+            expect(replica.digest()).toBe(replicas[0]!.replica.digest())
+          }
+        },
+      ),
+      { numRuns: RUNS },
+    )
+  })
+
+  it('merging is associative: merging two replicas’ histories equals merging everything at once', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(changeArb, { maxLength: 30 }),
+        fc.array(changeArb, { maxLength: 30 }),
+        async (left, right) => {
+          const a = await replicaOf(left)
+          const b = await replicaOf(right)
+          // Ship each replica's whole state to the other, as anti-entropy does.
+          await a.replica.apply([...b.replica.entries()])
+          await b.replica.apply([...a.replica.entries()])
+          const all = await replicaOf([...left, ...right])
+          expect(a.replica.digest()).toBe(all.replica.digest())
+          expect(b.replica.digest()).toBe(all.replica.digest())
+        },
+      ),
+      { numRuns: RUNS },
+    )
+  })
+
+  it('digests are equal exactly when stored states are equal', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(changeArb, { maxLength: 12 }),
+        fc.array(changeArb, { maxLength: 12 }),
+        async (left, right) => {
+          const a = await replicaOf(left)
+          const b = await replicaOf(right)
+          const sameState = JSON.stringify(a.stored) === JSON.stringify(b.stored)
+          expect(a.replica.digest() === b.replica.digest()).toBe(sameState)
+        },
+      ),
+      { numRuns: RUNS },
+    )
+  })
+
+  it('an older put never resurrects a deleted entity, whatever the arrival order', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        changeArb.filter((c) => c.value !== null),
+        fc.integer({ min: 1, max: 1000 }),
+        fc.array(fc.integer({ min: 0, max: 999 }), { maxLength: 5 }),
+        fc.boolean(),
+        async (put, deleteLaterBy, olderPutOffsets, deleteFirst) => {
+          const tombstone: Change = {
+            ...put,
+            version: { ts: put.version.ts + deleteLaterBy, c: 0, node: 'node-z' },
+            value: null,
+          }
+          const olderPuts = olderPutOffsets.map((off) => ({
+            ...put,
+            version: { ...put.version, ts: tombstone.version.ts - 1 - off },
+          }))
+          const order = deleteFirst
+            ? [tombstone, put, ...olderPuts]
+            : [put, ...olderPuts, tombstone, ...olderPuts]
+          const { replica } = await replicaOf(order, [1])
+          expect(replica.get(put.kind, put.id)).toBeUndefined()
+          expect(replica.entry(entityKey(put.kind, put.id))?.value).toBeNull()
+        },
+      ),
+      { numRuns: RUNS },
+    )
+  })
+
+  it('indexes answer the same as a scan of the live entities', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(changeArb, { maxLength: 40 }),
+        fc.record({
+          slug: fc.option(fc.constantFrom('user-svc', 'billing-svc', 'nope'), { nil: undefined }),
+          tag: fc.option(fc.constantFrom('blue', 'green'), { nil: undefined }),
+        }),
+        async (changes, filter) => {
+          const { replica } = await replicaOf(changes, [3])
+          const live = expectedState(changes)
+            .map(([, encoded]) => JSON.parse(encoded).d)
+            .filter((v) => v !== null && String(v.id).startsWith('inst-'))
+          const scanned = live
+            .filter((i) => filter.slug === undefined || i.slug === filter.slug)
+            .filter((i) => filter.tag === undefined || (i.tags ?? []).includes(filter.tag))
+            .map((i) => i.id)
+            .sort()
+          expect(replica.instances(filter).map((i) => i.id)).toEqual(scanned)
+        },
+      ),
+      { numRuns: RUNS },
+    )
+  })
+})
+
+it('orders writes from several nodes in the same wall-clock millisecond the same way everywhere', async () => {
+  // Three writers whose wall clocks read the same millisecond write the same entity concurrently.
+  const writers = await Promise.all(
+    ['node-b', 'node-c', 'node-a'].map((id) => openReplica(id, { now: () => NOW })),
+  )
+  const written: Change[] = []
+  for (const writer of writers) {
+    const { instance } = await import('./fixtures.ts')
+    written.push(
+      await writer.put('instance', instance('inst-1', 'user-svc', { details: writer.clock.nodeId })),
+    )
+  }
+  expect(new Set(written.map((c) => c.version.ts))).toEqual(new Set([NOW]))
+  const observers = await Promise.all([0, 1, 2].map((i) => openReplica(`obs-${i}`, { now: () => NOW })))
+  await observers[0]!.apply(written)
+  await observers[1]!.apply([...written].reverse())
+  for (const change of [written[1]!, written[2]!, written[0]!]) await observers[2]!.apply([change])
+  for (const observer of observers) {
+    // Equal ts and counter: the writer id breaks the tie, and node-c is the greatest.
+    expect(observer.get('instance', 'inst-1')?.details).toBe('node-c')
+    expect(observer.digest()).toBe(observers[0]!.digest())
+  }
+})
