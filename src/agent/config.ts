@@ -115,7 +115,7 @@ export const OPTIONS = [
     key: 'selfUrl',
     env: 'OB_SELF_URL',
     flag: '--self-url',
-    default: 'http://<hostname>:<http port>',
+    default: 'http://(hostname):(http port)',
     description: 'URL of this node that every other node can reach.',
     parse: (raw, name) => {
       const url = optional(raw)

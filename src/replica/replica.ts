@@ -34,9 +34,12 @@ export interface ReplicaInit {
   now?: () => number
 }
 
+/** Where merged changes came from: local writes are gossiped, the others were heard from peers. */
+export type ChangeSource = 'local' | 'gossip' | 'sync'
+
 export interface ReplicaEvents {
   /** Changes that altered the replica, after they are durable and visible to reads. */
-  change: [changes: Change[]]
+  change: [changes: Change[], source: ChangeSource]
 }
 
 /**
@@ -103,16 +106,19 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     await this.#serial(() => this.#store.close())
   }
 
-  /** Merges changes from elsewhere. Returns one outcome per change, in order. */
-  apply(changes: readonly Change[]): Promise<ApplyOutcome[]> {
-    return this.#serial(() => this.#merge(changes, true))
+  /** Merges changes heard from peers. Returns one outcome per change, in order. */
+  apply(
+    changes: readonly Change[],
+    source: Exclude<ChangeSource, 'local'> = 'sync',
+  ): Promise<ApplyOutcome[]> {
+    return this.#serial(() => this.#merge(changes, source))
   }
 
   /** A local write of a whole entity. Resolves once durable, with the change to gossip. */
   put(kind: EntityKind, value: Entity): Promise<Change> {
     return this.#serial(async () => {
       const change: Change = { kind, id: value.id, version: this.clock.now(), value }
-      const [outcome] = await this.#merge([change], false)
+      const [outcome] = await this.#merge([change], 'local')
       if (outcome !== 'applied') throw new Error(`local write of ${kind} ${value.id} was ${outcome}`)
       return change
     })
@@ -123,7 +129,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     return this.#serial(async () => {
       if (this.get(kind, id) === undefined) return undefined
       const change: Change = { kind, id, version: this.clock.now(), value: null }
-      await this.#merge([change], false)
+      await this.#merge([change], 'local')
       return change
     })
   }
@@ -231,7 +237,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     return run
   }
 
-  async #merge(changes: readonly Change[], remote: boolean): Promise<ApplyOutcome[]> {
+  async #merge(changes: readonly Change[], source: ChangeSource): Promise<ApplyOutcome[]> {
     const expiredBefore = this.#now() - this.tombstoneGraceMs
     // key → winning change so far in this batch; null = remove the key outright (see 'expired').
     const staged = new Map<string, Held | null>()
@@ -239,7 +245,8 @@ export class Replica extends EventEmitter<ReplicaEvents> {
       if (change.kind === 'node' && change.value !== null && change.version.node !== change.id) {
         return 'rejected-owner'
       }
-      if (remote && this.clock.receive(change.version) === 'rejected-drift') return 'rejected-drift'
+      if (source !== 'local' && this.clock.receive(change.version) === 'rejected-drift')
+        return 'rejected-drift'
       const key = entityKey(change.kind, change.id)
       const current = staged.has(key) ? staged.get(key) : this.#held.get(key)
       let encoded: string | undefined
@@ -286,7 +293,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
         announced.push({ ...gone.change, value: null })
       }
     }
-    if (announced.length > 0) this.emit('change', announced)
+    if (announced.length > 0) this.emit('change', announced, source)
     return outcomes
   }
 

@@ -1,0 +1,61 @@
+import { createHash } from 'node:crypto'
+import { type GossipsubEvents, gossipsub } from '@chainsafe/libp2p-gossipsub'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { type Identify, identify } from '@libp2p/identify'
+import type { Libp2p, PrivateKey, PubSub } from '@libp2p/interface'
+import { mdns } from '@libp2p/mdns'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
+import { BEATS_TOPIC, CHANGES_TOPIC, MAX_GOSSIP_MESSAGE_BYTES } from './constants.ts'
+
+export type RegistryLibp2p = Libp2p<{ identify: Identify; pubsub: PubSub<GossipsubEvents> }>
+
+export interface P2PNodeInit {
+  /** The agent's persistent identity (see peer-key.ts). */
+  privateKey: PrivateKey
+  /** Multiaddrs to listen on, e.g. `/ip4/0.0.0.0/tcp/11338`. */
+  listen: string[]
+  /** Shared secret of a private network; peers without it fail the handshake. @default open network */
+  clusterKey?: string
+  /** Discover peers on the LAN with mDNS. @default false */
+  mdns?: boolean
+}
+
+/**
+ * Turns any cluster key string into the swarm key format of `@libp2p/pnet` (32 bytes, hex), so
+ * operators can use a passphrase rather than generate a key file.
+ */
+export function swarmKey(clusterKey: string): Uint8Array {
+  const hex = createHash('sha256').update(`p2p-registry:${clusterKey}`).digest('hex')
+  return new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${hex}`)
+}
+
+/** The libp2p 2 stack of DESIGN.md §3: TCP, Noise, Yamux, identify and gossipsub (plus pnet, mDNS). */
+export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> {
+  return createLibp2p({
+    privateKey: init.privateKey,
+    addresses: { listen: init.listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    ...(init.clusterKey === undefined
+      ? {}
+      : { connectionProtector: preSharedKey({ psk: swarmKey(init.clusterKey) }) }),
+    peerDiscovery: init.mdns ? [mdns({ interval: 10_000 })] : [],
+    services: {
+      identify: identify(),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        // Our topics only: a peer cannot make us track arbitrary topics.
+        allowedTopics: [CHANGES_TOPIC, BEATS_TOPIC],
+        // Drop oversized RPCs at the stream, before they are buffered or parsed.
+        maxInboundDataLength: MAX_GOSSIP_MESSAGE_BYTES + 16 * 1024,
+        // The publisher sends to every subscribed peer, not only its mesh: one hop to most nodes.
+        floodPublish: true,
+        emitSelf: false,
+      }),
+    },
+  })
+}
