@@ -1,5 +1,9 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { Discovery } from '../p2p/discovery.ts'
+import { Gossip } from '../p2p/gossip.ts'
+import { createP2PNode, type RegistryLibp2p } from '../p2p/libp2p-node.ts'
+import { loadOrCreatePeerKey } from '../p2p/peer-key.ts'
 import { HybridClock } from '../replica/hlc.ts'
 import { LevelStore } from '../replica/level-store.ts'
 import { Replica } from '../replica/replica.ts'
@@ -14,12 +18,15 @@ export interface Agent {
   readonly nodeId: string
   readonly selfUrl: string
   readonly replica: Replica
+  readonly libp2p: RegistryLibp2p
+  readonly gossip: Gossip
+  readonly discovery: Discovery
   stop(): Promise<void>
 }
 
 /**
- * Starts an agent: opens the replica in the data dir and keeps it tidy.
- * (Networking and the HTTP API are wired in here as they land.)
+ * Starts an agent: opens the replica in the data dir, joins the cluster over libp2p (gossip,
+ * discovery) and keeps the replica tidy. Stops in reverse order.
  */
 export async function startAgent(config: AgentConfig, log: Logger): Promise<Agent> {
   await mkdir(config.dataDir, { recursive: true })
@@ -40,6 +47,25 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     'replica open',
   )
 
+  const libp2p = await createP2PNode({
+    privateKey: await loadOrCreatePeerKey(config.dataDir),
+    listen: config.p2pListen,
+    mdns: config.mdns,
+    ...(config.clusterKey === undefined ? {} : { clusterKey: config.clusterKey }),
+  })
+  const gossip = new Gossip({ maxDriftMs: config.maxDriftMs }, { libp2p, replica, log })
+  const discovery = new Discovery({ seeds: config.peers }, { libp2p, replica, log })
+  gossip.start()
+  discovery.start()
+  log.info(
+    {
+      peerId: libp2p.peerId.toString(),
+      listen: libp2p.getMultiaddrs().map(String),
+      private: config.clusterKey !== undefined,
+    },
+    'p2p node started',
+  )
+
   const purge = setInterval(() => {
     replica.purgeTombstones().then(
       (purged) => purged > 0 && log.info({ purged }, 'purged expired tombstones'),
@@ -52,9 +78,15 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     nodeId,
     selfUrl,
     replica,
+    libp2p,
+    gossip,
+    discovery,
     stop() {
       stopping ??= (async () => {
         clearInterval(purge)
+        discovery.stop()
+        gossip.stop()
+        await libp2p.stop()
         await replica.close()
         log.info({ nodeId }, 'agent stopped')
       })()

@@ -1,0 +1,195 @@
+import { EventEmitter } from 'node:events'
+import type { Message, PeerId } from '@libp2p/interface'
+import { TopicValidatorResult } from '@libp2p/interface'
+import type { Logger } from '../agent/logger.ts'
+import { type Change, decodeChange } from '../replica/change.ts'
+import type { ApplyOutcome, ChangeSource, Replica } from '../replica/replica.ts'
+import { CHANGES_TOPIC, MAX_GOSSIP_MESSAGE_BYTES } from './constants.ts'
+import type { RegistryLibp2p } from './libp2p-node.ts'
+
+export interface GossipInit {
+  /** Largest message published or accepted, bytes. @default MAX_GOSSIP_MESSAGE_BYTES */
+  maxMessageBytes?: number
+  /** Largest clock lead accepted from a peer, ms (the replica's clock uses the same bound). @default 5000 */
+  maxDriftMs?: number
+}
+
+export interface GossipComponents {
+  libp2p: RegistryLibp2p
+  replica: Replica
+  log: Logger
+}
+
+/** Why a gossip message was dropped. Doubles as a log field and a metric label. */
+export type GossipRejection = 'oversized' | 'not-json' | 'bad-shape' | 'invalid-change' | 'drift'
+
+export interface GossipStats {
+  messagesPublished: number
+  changesPublished: number
+  messagesReceived: number
+  changesReceived: number
+  rejected: Record<GossipRejection, number>
+  outcomes: Partial<Record<ApplyOutcome, number>>
+}
+
+export interface GossipEvents {
+  rejected: [reason: GossipRejection, from: string]
+}
+
+/** Wire form of a batch: `{"changes": [Change, ...]}`. */
+interface ChangesMessage {
+  changes: Change[]
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/**
+ * Spreads local writes to every replica: each local change is published on the changes topic (changes
+ * made in the same event-loop turn go out as one message), and each message heard is validated —
+ * size, JSON, schema, clock drift — before gossipsub forwards it or the replica merges it. A rejected
+ * message is neither forwarded nor merged, and counts against its sender in gossipsub's peer score.
+ */
+export class Gossip extends EventEmitter<GossipEvents> {
+  readonly stats: GossipStats = {
+    messagesPublished: 0,
+    changesPublished: 0,
+    messagesReceived: 0,
+    changesReceived: 0,
+    rejected: { oversized: 0, 'not-json': 0, 'bad-shape': 0, 'invalid-change': 0, drift: 0 },
+    outcomes: {},
+  }
+  readonly #components: GossipComponents
+  readonly #maxMessageBytes: number
+  readonly #maxDriftMs: number
+  /** Changes decoded by the validator, handed to the message handler (same message object). */
+  readonly #decoded = new WeakMap<Message, Change[]>()
+  #pending: Change[] = []
+  #flush: NodeJS.Immediate | undefined
+  #started = false
+
+  constructor(init: GossipInit, components: GossipComponents) {
+    super()
+    this.#components = components
+    this.#maxMessageBytes = init.maxMessageBytes ?? MAX_GOSSIP_MESSAGE_BYTES
+    this.#maxDriftMs = init.maxDriftMs ?? 5000
+  }
+
+  start(): void {
+    if (this.#started) return
+    this.#started = true
+    const { pubsub } = this.#components.libp2p.services
+    pubsub.topicValidators.set(CHANGES_TOPIC, this.#validate)
+    pubsub.addEventListener('message', this.#onMessage)
+    pubsub.subscribe(CHANGES_TOPIC)
+    this.#components.replica.on('change', this.#onChange)
+  }
+
+  stop(): void {
+    if (!this.#started) return
+    this.#started = false
+    const { pubsub } = this.#components.libp2p.services
+    this.#components.replica.off('change', this.#onChange)
+    pubsub.removeEventListener('message', this.#onMessage)
+    pubsub.topicValidators.delete(CHANGES_TOPIC)
+    if (pubsub.getTopics().includes(CHANGES_TOPIC)) pubsub.unsubscribe(CHANGES_TOPIC)
+    if (this.#flush) clearImmediate(this.#flush)
+    this.#flush = undefined
+    this.#pending = []
+  }
+
+  readonly #onChange = (changes: Change[], source: ChangeSource): void => {
+    if (source !== 'local') return
+    this.#pending.push(...changes)
+    this.#flush ??= setImmediate(() => {
+      this.#flush = undefined
+      this.#publish()
+    })
+  }
+
+  #publish(): void {
+    const changes = this.#pending
+    this.#pending = []
+    for (const payload of this.#encodeBatches(changes)) {
+      this.stats.messagesPublished++
+      this.#components.libp2p.services.pubsub.publish(CHANGES_TOPIC, payload).catch((err: unknown) => {
+        this.#components.log.warn({ err }, 'gossip publish failed; anti-entropy will carry the change')
+      })
+    }
+    this.stats.changesPublished += changes.length
+  }
+
+  /** Splits a batch into messages under the size cap. */
+  *#encodeBatches(changes: Change[]): Generator<Uint8Array> {
+    let batch: string[] = []
+    let bytes = 16
+    const emit = () => encoder.encode(`{"changes":[${batch.join(',')}]}`)
+    for (const change of changes) {
+      const json = JSON.stringify(change)
+      const size = Buffer.byteLength(json) + 1
+      if (batch.length > 0 && bytes + size > this.#maxMessageBytes) {
+        yield emit()
+        batch = []
+        bytes = 16
+      }
+      batch.push(json)
+      bytes += size
+    }
+    if (batch.length > 0) yield emit()
+  }
+
+  readonly #validate = (from: PeerId, message: Message): TopicValidatorResult => {
+    const reject = (reason: GossipRejection, detail?: string) => {
+      this.stats.rejected[reason]++
+      this.#components.log.warn({ from: from.toString(), reason, detail }, 'rejected gossip message')
+      this.emit('rejected', reason, from.toString())
+      return TopicValidatorResult.Reject
+    }
+    if (message.data.byteLength > this.#maxMessageBytes)
+      return reject('oversized', `${message.data.byteLength} bytes`)
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(decoder.decode(message.data))
+    } catch {
+      return reject('not-json')
+    }
+    const list = (parsed as Partial<ChangesMessage> | null)?.changes
+    if (!Array.isArray(list) || list.length === 0 || Object.keys(parsed as object).length !== 1) {
+      return reject('bad-shape', 'expected {"changes": [...]} with at least one change')
+    }
+    const changes: Change[] = []
+    const horizon = Date.now() + this.#maxDriftMs
+    for (let i = 0; i < list.length; i++) {
+      let change: Change
+      try {
+        change = decodeChange(list[i], `changes[${i}]`)
+      } catch (err) {
+        return reject('invalid-change', (err as Error).message)
+      }
+      if (change.version.ts > horizon) {
+        return reject(
+          'drift',
+          `changes[${i}] is ${change.version.ts - Date.now()} ms ahead (writer ${change.version.node})`,
+        )
+      }
+      changes.push(change)
+    }
+    this.#decoded.set(message, changes)
+    return TopicValidatorResult.Accept
+  }
+
+  readonly #onMessage = (event: CustomEvent<Message>): void => {
+    const message = event.detail
+    if (message.topic !== CHANGES_TOPIC) return
+    const changes = this.#decoded.get(message)
+    if (!changes) return
+    this.stats.messagesReceived++
+    this.stats.changesReceived += changes.length
+    this.#components.replica.apply(changes, 'gossip').then(
+      (outcomes) => {
+        for (const outcome of outcomes) this.stats.outcomes[outcome] = (this.stats.outcomes[outcome] ?? 0) + 1
+      },
+      (err: unknown) => this.#components.log.error({ err }, 'merging gossiped changes failed'),
+    )
+  }
+}
