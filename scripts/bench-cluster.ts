@@ -1,0 +1,236 @@
+/**
+ * Cluster benchmark: N agents as separate processes on loopback.
+ *
+ *   node scripts/bench-cluster.ts [agents=10] [writes=300] [lateJoinerEntries=100000] [idleSeconds=30]
+ *
+ * Prints, for a stream of writes on one agent, the propagation latency to every other agent
+ * (p50/p99/max); the idle gossip and heartbeat traffic per node (TCP bytes from `ss`), idle RSS per agent
+ * and idle CPU of all agents together; and the anti-entropy time for a late joiner against a replica
+ * of `lateJoinerEntries` entries. Agents are real (scripts/cluster-child.ts runs startAgent); the fork
+ * channel only tells them when to write and reports when they see changes.
+ */
+import { type ChildProcess, execFileSync, fork } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const AGENTS = Number(process.argv[2] ?? 10)
+const WRITES = Number(process.argv[3] ?? 300)
+const LATE_ENTRIES = Number(process.argv[4] ?? 100_000)
+const IDLE_SECONDS = Number(process.argv[5] ?? 30)
+const HEARTBEAT_MS = 2000
+
+interface Child {
+  index: number
+  process: ChildProcess
+  pid: number
+  multiaddr: string
+  dir: string
+  messages: Array<Record<string, unknown>>
+}
+
+type Stats = {
+  pid: number
+  digest: string
+  peers: number
+  rss: number
+  cpu: { user: number; system: number }
+  at: number
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const percentile = (xs: number[], p: number) => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
+}
+const median = (xs: number[]) => percentile(xs, 50)
+
+const wrote = new Map<string, number>()
+const seen = new Map<string, Map<number, number>>() // id → child index → time
+
+async function spawnAgent(index: number, peers: string[]): Promise<Child> {
+  const dir = await mkdtemp(join(tmpdir(), `bench-agent-${index}-`))
+  const child = fork(new URL('./cluster-child.ts', import.meta.url).pathname, [], {
+    env: {
+      ...process.env,
+      OB_NODE_ID: `bench-${index}`,
+      OB_SELF_URL: `http://127.0.0.1:${21000 + index}`,
+      OB_DATA_DIR: dir,
+      OB_P2P_LISTEN: '/ip4/127.0.0.1/tcp/0',
+      OB_HTTP_ADDR: '127.0.0.1:0',
+      OB_PEERS: peers.join(','),
+      OB_MDNS: 'false',
+      OB_HEARTBEAT_MS: String(HEARTBEAT_MS),
+      OB_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  const record: Partial<Child> = { index, process: child, dir, messages: [] }
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`agent ${index} exited with ${code}`)))
+    child.on('message', (message: Record<string, unknown>) => {
+      if (message.type === 'seen') {
+        for (const id of message.ids as string[]) {
+          let byChild = seen.get(id)
+          if (!byChild) seen.set(id, (byChild = new Map()))
+          if (!byChild.has(index)) byChild.set(index, message.at as number)
+        }
+        return
+      }
+      if (message.type === 'wrote') {
+        wrote.set(message.id as string, message.at as number)
+        return
+      }
+      record.messages!.push(message)
+      if (message.type === 'ready') {
+        Object.assign(record, { pid: message.pid, multiaddr: message.multiaddr })
+        resolve(record as Child)
+      }
+    })
+  })
+}
+
+async function request(
+  child: Child,
+  message: Record<string, unknown>,
+  reply: string,
+): Promise<Record<string, unknown>> {
+  const from = child.messages.length
+  child.process.send(message)
+  for (;;) {
+    const found = child.messages.slice(from).find((m) => m.type === reply)
+    if (found) {
+      child.messages.length = 0
+      return found
+    }
+    await sleep(5)
+  }
+}
+
+const stats = (child: Child) =>
+  request(child, { type: 'stats' }, 'stats') as Promise<unknown> as Promise<Stats>
+
+async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<number> {
+  const start = performance.now()
+  while (!(await check())) {
+    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms: ${what}`)
+    await sleep(20)
+  }
+  return performance.now() - start
+}
+
+/** TCP payload bytes sent by each pid, summed over its established sockets (from `ss`). */
+function bytesSentByPid(pids: Set<number>): Map<number, number> {
+  const out = new Map<number, number>()
+  const text = execFileSync('ss', ['-tinpH', 'state', 'established'], { encoding: 'utf8' })
+  let pid: number | undefined
+  for (const line of text.split('\n')) {
+    if (line.length === 0) continue
+    if (!/^\s/.test(line)) {
+      const match = /pid=(\d+)/.exec(line)
+      pid = match ? Number(match[1]) : undefined
+      continue
+    }
+    const sent = /bytes_sent:(\d+)/.exec(line)
+    if (pid !== undefined && pids.has(pid) && sent) out.set(pid, (out.get(pid) ?? 0) + Number(sent[1]))
+  }
+  return out
+}
+
+const children: Child[] = []
+try {
+  console.log(`cluster benchmark: ${AGENTS} agents (separate processes), heartbeat ${HEARTBEAT_MS} ms`)
+  const first = await spawnAgent(0, [])
+  children.push(first)
+  children.push(
+    ...(await Promise.all(
+      Array.from({ length: AGENTS - 1 }, (_, i) => spawnAgent(i + 1, [first.multiaddr])),
+    )),
+  )
+  const wantPeers = Math.min(AGENTS - 1, 8)
+  const meshMs = await waitUntil('agents connected', 60_000, async () =>
+    (await Promise.all(children.map(stats))).every((s) => s.peers >= wantPeers),
+  )
+  console.log(`connected: every agent has >= ${wantPeers} peers after ${Math.round(meshMs)} ms`)
+  await sleep(3000) // let gossipsub meshes settle (GRAFT happens on its 1 s heartbeat)
+
+  // Propagation: a stream of writes on agent 0, one every 10 ms.
+  await request(first, { type: 'write', count: WRITES, intervalMs: 10 }, 'write-done')
+  const others = children.slice(1).map((c) => c.index)
+  await waitUntil('every write seen everywhere', 10_000, async () =>
+    [...wrote.keys()].every((id) => others.every((i) => seen.get(id)?.has(i))),
+  ).catch((err: Error) => console.log(`  warning: ${err.message}`))
+  const latencies: number[] = []
+  let missing = 0
+  for (const [id, at] of wrote) {
+    for (const i of others) {
+      const t = seen.get(id)?.get(i)
+      if (t === undefined) missing++
+      else latencies.push(t - at)
+    }
+  }
+  const worstPerWrite = [...wrote].map(([id, at]) =>
+    Math.max(...others.map((i) => (seen.get(id)?.get(i) ?? Number.NaN) - at)),
+  )
+  console.log(
+    `propagation of ${wrote.size} writes to ${others.length} agents: p50 ${median(latencies).toFixed(1)} ms, ` +
+      `p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms; ` +
+      `to all agents (slowest receiver per write): p50 ${median(worstPerWrite).toFixed(1)} ms, p99 ${percentile(worstPerWrite, 99).toFixed(1)} ms` +
+      (missing > 0 ? `; ${missing} deliveries missing` : ''),
+  )
+
+  // Idle: traffic, CPU and memory over IDLE_SECONDS with no writes.
+  await sleep(5000)
+  const pids = new Set(children.map((c) => c.pid))
+  const bytes0 = bytesSentByPid(pids)
+  const stats0 = await Promise.all(children.map(stats))
+  await sleep(IDLE_SECONDS * 1000)
+  const bytes1 = bytesSentByPid(pids)
+  const stats1 = await Promise.all(children.map(stats))
+  const seconds = (stats1[0]!.at - stats0[0]!.at) / 1000
+  const rates = children.map((c) => ((bytes1.get(c.pid) ?? 0) - (bytes0.get(c.pid) ?? 0)) / seconds)
+  const cpuSeconds = stats1.reduce((sum, s, i) => {
+    const before = stats0[i]!.cpu
+    return sum + (s.cpu.user - before.user + s.cpu.system - before.system) / 1e6
+  }, 0)
+  console.log(
+    `idle ${Math.round(seconds)} s: traffic sent per node median ${(median(rates) / 1024).toFixed(2)} KB/s ` +
+      `(max ${(Math.max(...rates) / 1024).toFixed(2)} KB/s); CPU of all ${AGENTS} agents ${((100 * cpuSeconds) / seconds).toFixed(1)}% of one core; ` +
+      `RSS per agent median ${(median(stats1.map((s) => s.rss)) / 2 ** 20).toFixed(0)} MB (max ${(Math.max(...stats1.map((s) => s.rss)) / 2 ** 20).toFixed(0)} MB)`,
+  )
+
+  // Late joiner: agent 0 holds LATE_ENTRIES more entries; a new agent joins and pulls them.
+  if (LATE_ENTRIES > 0) {
+    const { digest } = (await request(first, { type: 'bulk', count: LATE_ENTRIES }, 'bulk-done')) as {
+      digest: string
+    }
+    const othersMs = await waitUntil('existing agents converge', 120_000, async () =>
+      (await Promise.all(children.map(stats))).every((s) => s.digest === digest),
+    )
+    console.log(
+      `existing ${AGENTS - 1} agents pulled ${LATE_ENTRIES.toLocaleString('en-US')} new entries in ${Math.round(othersMs)} ms`,
+    )
+    const started = performance.now()
+    const joiner = await spawnAgent(AGENTS, [first.multiaddr])
+    children.push(joiner)
+    const readyMs = performance.now() - started
+    const syncMs = await waitUntil(
+      'late joiner converges',
+      120_000,
+      async () => (await stats(joiner)).digest === digest,
+    )
+    console.log(
+      `late joiner with ${LATE_ENTRIES.toLocaleString('en-US')} entries: converged ${Math.round(syncMs)} ms after its agent was up ` +
+        `(process start to up: ${Math.round(readyMs)} ms)`,
+    )
+  }
+} finally {
+  await Promise.all(
+    children.map(async (c) => {
+      c.process.send({ type: 'stop' })
+      await Promise.race([new Promise((resolve) => c.process.once('exit', resolve)), sleep(5000)])
+      c.process.kill('SIGKILL')
+      await rm(c.dir, { recursive: true, force: true })
+    }),
+  )
+}

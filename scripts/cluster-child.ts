@@ -1,0 +1,89 @@
+/**
+ * One agent in its own process, driven by scripts/bench-cluster.ts over the fork IPC channel.
+ * It is a real agent (startAgent); the channel only tells it to write and reports what it sees.
+ *
+ * Parent → child: {type:'write', count, intervalMs} | {type:'bulk', count} | {type:'stats'} | {type:'stop'}
+ * Child → parent: {type:'ready', ...} | {type:'wrote', id, at} | {type:'seen', ids, at} | {type:'stats', ...}
+ */
+import { startAgent } from '../src/agent/agent.ts'
+import { loadConfig } from '../src/agent/config.ts'
+import { createLogger } from '../src/agent/logger.ts'
+import type { Instance } from '../src/model/index.ts'
+import type { Change } from '../src/replica/change.ts'
+
+const send = (message: unknown) => process.send?.(message)
+const now = () => performance.timeOrigin + performance.now()
+
+const config = loadConfig({}, process.env)
+const agent = await startAgent(config, createLogger(config.logLevel, false))
+
+agent.replica.on('change', (changes, source) => {
+  if (source === 'local') return
+  const at = now()
+  send({ type: 'seen', ids: changes.map((c) => c.id), at })
+})
+
+function instance(i: number, prefix: string): Instance {
+  const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
+  return {
+    id: `${prefix}-${i}`,
+    url: `http://${ip}:8080`,
+    scheme: 'http',
+    ip,
+    port: 8080,
+    slug: `svc-${i % 1000}`,
+    status: 'Healthy',
+    lastHeartbeat: new Date().toISOString(),
+  }
+}
+
+process.on('message', async (message: { type: string; count?: number; intervalMs?: number }) => {
+  if (message.type === 'write') {
+    for (let i = 0; i < message.count!; i++) {
+      const value = instance(i, `w${process.pid}`)
+      const at = now()
+      await agent.replica.put('instance', value)
+      send({ type: 'wrote', id: value.id, at })
+      await new Promise((resolve) => setTimeout(resolve, message.intervalMs ?? 10))
+    }
+    send({ type: 'write-done' })
+  } else if (message.type === 'bulk') {
+    // Loaded as if synced from elsewhere: straight into the replica, not gossiped.
+    const ts = Date.now() - 1000
+    for (let at = 0; at < message.count!; at += 1000) {
+      const batch: Change[] = []
+      for (let i = at; i < Math.min(at + 1000, message.count!); i++) {
+        batch.push({
+          kind: 'instance',
+          id: `bulk-${i}`,
+          version: { ts, c: i, node: agent.nodeId },
+          value: instance(i, 'bulk'),
+        })
+      }
+      await agent.replica.apply(batch, 'sync')
+    }
+    send({ type: 'bulk-done', digest: agent.replica.digest() })
+  } else if (message.type === 'stats') {
+    send({
+      type: 'stats',
+      pid: process.pid,
+      digest: agent.replica.digest(),
+      peers: agent.discovery.connectedPeers().length,
+      rss: process.memoryUsage().rss,
+      cpu: process.cpuUsage(),
+      at: now(),
+    })
+  } else if (message.type === 'stop') {
+    await agent.stop()
+    process.exit(0)
+  }
+})
+
+send({
+  type: 'ready',
+  pid: process.pid,
+  nodeId: agent.nodeId,
+  multiaddr: agent.libp2p.getMultiaddrs()[0]?.toString(),
+  digest: agent.replica.digest(),
+  at: now(),
+})
