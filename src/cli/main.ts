@@ -2,13 +2,20 @@ import { Command, CommanderError, Option } from 'commander'
 import { startAgent } from '../agent/agent.ts'
 import { type AgentConfig, ConfigError, loadConfig, OPTIONS } from '../agent/config.ts'
 import { createLogger } from '../agent/logger.ts'
+import { CliError } from './client.ts'
+import { DEFAULT_URL } from './commands/context.ts'
+import { definitionsCommand } from './commands/definitions.ts'
+import { instancesCommand } from './commands/instances.ts'
+import { nodesCommand } from './commands/nodes.ts'
 
 /** Builds the `p2p-registry` command line. Returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('p2p-registry')
     .description('Service registry with no central server: one agent per machine, gossiping over libp2p.')
+    .option('--url <url>', `agent to talk to [env OB_URL, default: ${DEFAULT_URL}]`)
+    .option('--token <token>', 'API token for changes [env OB_API_TOKEN]')
     .exitOverride()
-    .showHelpAfterError()
+    .showHelpAfterError('(add --help for usage)')
 
   let exitCode = 0
   const agent = program
@@ -28,10 +35,21 @@ export async function main(argv: string[]): Promise<number> {
     exitCode = await runAgent(flags)
   })
 
+  for (const command of [nodesCommand(), instancesCommand(), definitionsCommand()]) {
+    // Subcommands share the program's error handling (exit codes instead of process.exit).
+    for (const sub of [command, ...command.commands])
+      sub.exitOverride().showHelpAfterError('(add --help for usage)')
+    program.addCommand(command)
+  }
+
   try {
     await program.parseAsync(argv)
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode
+    if (err instanceof CliError || (err as Error).name === 'ValidationError') {
+      process.stderr.write(`p2p-registry: ${(err as Error).message}\n`)
+      return 1
+    }
     throw err
   }
   return exitCode

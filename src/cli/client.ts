@@ -1,0 +1,52 @@
+/** A thin client of an agent's HTTP API, for the CLI. */
+export class CliError extends Error {
+  override name = 'CliError'
+}
+
+export interface ClientOptions {
+  url: string
+  token: string | undefined
+}
+
+export class RegistryClient {
+  readonly #base: string
+  readonly #token: string | undefined
+
+  constructor(options: ClientOptions) {
+    if (!URL.canParse(options.url)) throw new CliError(`--url must be an absolute URL, got "${options.url}"`)
+    this.#base = options.url.replace(/\/+$/, '')
+    this.#token = options.token
+  }
+
+  /** Sends a request; resolves with the parsed JSON body (undefined for 204), throws CliError otherwise. */
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = {}
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    if (this.#token) headers.authorization = `Bearer ${this.#token}`
+    let response: Response
+    try {
+      response = await fetch(`${this.#base}${path}`, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(10_000),
+      })
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause
+      throw new CliError(
+        `cannot reach the agent at ${this.#base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
+      )
+    }
+    const text = await response.text()
+    if (!response.ok) {
+      let message = text
+      try {
+        message = (JSON.parse(text) as { error?: string }).error ?? text
+      } catch {
+        // Not JSON: show the text as is.
+      }
+      throw new CliError(`${message} (HTTP ${response.status})`)
+    }
+    return (text === '' ? undefined : JSON.parse(text)) as T
+  }
+}
