@@ -4,6 +4,7 @@ import { Discovery } from '../p2p/discovery.ts'
 import { Gossip } from '../p2p/gossip.ts'
 import { createP2PNode, type RegistryLibp2p } from '../p2p/libp2p-node.ts'
 import { loadOrCreatePeerKey } from '../p2p/peer-key.ts'
+import { type AntiEntropy, antiEntropy } from '../p2p/sync/index.ts'
 import { HybridClock } from '../replica/hlc.ts'
 import { LevelStore } from '../replica/level-store.ts'
 import { Replica } from '../replica/replica.ts'
@@ -21,6 +22,7 @@ export interface Agent {
   readonly libp2p: RegistryLibp2p
   readonly gossip: Gossip
   readonly discovery: Discovery
+  readonly sync: AntiEntropy
   stop(): Promise<void>
 }
 
@@ -55,7 +57,10 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
   })
   const gossip = new Gossip({ maxDriftMs: config.maxDriftMs }, { libp2p, replica, log })
   const discovery = new Discovery({ seeds: config.peers }, { libp2p, replica, log })
+  const sync = antiEntropy()({ libp2p, replica, log: log.child({ unit: 'anti-entropy' }) })
   gossip.start()
+  // Anti-entropy before discovery: the first connections are synced as soon as they open.
+  await sync.start()
   discovery.start()
   log.info(
     {
@@ -73,6 +78,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     )
   }, PURGE_INTERVAL_MS)
 
+  log.info({ nodeId }, 'agent started')
   let stopping: Promise<void> | undefined
   return {
     nodeId,
@@ -81,10 +87,12 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     libp2p,
     gossip,
     discovery,
+    sync,
     stop() {
       stopping ??= (async () => {
         clearInterval(purge)
         discovery.stop()
+        await sync.stop()
         gossip.stop()
         await libp2p.stop()
         await replica.close()

@@ -67,14 +67,15 @@ async function runAgent(flags: Partial<Record<keyof AgentConfig, string>>): Prom
     throw err
   }
   const log = createLogger(config.logLevel)
+  // Signals are handled from the start: one during start-up stops the agent once it is up.
+  const signalled = Promise.withResolvers<NodeJS.Signals>()
+  process.once('SIGINT', signalled.resolve)
+  process.once('SIGTERM', signalled.resolve)
   const agent = await startAgent(config, log)
-  const stopped = Promise.withResolvers<void>()
-  const onSignal = (signal: NodeJS.Signals) => {
+  const stopped = signalled.promise.then((signal) => {
     log.info({ signal }, 'shutting down')
-    agent.stop().then(stopped.resolve, stopped.reject)
-  }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
-  await stopped.promise
+    return agent.stop()
+  })
+  await stopped
   return 0
 }

@@ -60,6 +60,7 @@ describe('p2p-registry agent (process)', () => {
     await withTempDir(async (dir) => {
       const first = startAgent({ OB_DATA_DIR: dir })
       const opened = await first.waitFor('replica open')
+      await first.waitFor('agent started')
       expect(opened.nodeId).toMatch(/^node_[A-Za-z0-9]{10}$/)
       expect(first.lines.some((l) => l.level === 40 && /OB_NODE_ID and OB_SELF_URL/.test(l.msg))).toBe(true)
       first.child.kill('SIGTERM')
@@ -68,6 +69,7 @@ describe('p2p-registry agent (process)', () => {
 
       const second = startAgent({ OB_DATA_DIR: dir })
       expect((await second.waitFor('replica open')).nodeId).toBe(opened.nodeId)
+      // A signal during start-up is honoured once the agent is up.
       second.child.kill('SIGINT')
       expect(await exitOf(second.child)).toBe(0)
     })
