@@ -1,5 +1,7 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { FailureDetector, Heartbeat } from '../liveness/index.ts'
 import { Discovery } from '../p2p/discovery.ts'
 import { Gossip } from '../p2p/gossip.ts'
 import { createP2PNode, type RegistryLibp2p } from '../p2p/libp2p-node.ts'
@@ -23,6 +25,8 @@ export interface Agent {
   readonly gossip: Gossip
   readonly discovery: Discovery
   readonly sync: AntiEntropy
+  readonly heartbeat: Heartbeat
+  readonly detector: FailureDetector
   stop(): Promise<void>
 }
 
@@ -58,9 +62,34 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
   const gossip = new Gossip({ maxDriftMs: config.maxDriftMs }, { libp2p, replica, log })
   const discovery = new Discovery({ seeds: config.peers }, { libp2p, replica, log })
   const sync = antiEntropy()({ libp2p, replica, log: log.child({ unit: 'anti-entropy' }) })
+  const heartbeat = new Heartbeat(
+    { heartbeatIntervalMs: config.heartbeatIntervalMs, dataDir: config.dataDir },
+    {
+      libp2p,
+      replica,
+      log: log.child({ unit: 'heartbeat' }),
+      self: () => ({
+        id: nodeId,
+        url: selfUrl,
+        ...(config.availabilityZone === undefined ? {} : { availabilityZone: config.availabilityZone }),
+        ...(config.region === undefined ? {} : { region: config.region }),
+      }),
+    },
+  )
+  const detector = new FailureDetector(
+    { heartbeatIntervalMs: config.heartbeatIntervalMs },
+    { libp2p, replica, log: log.child({ unit: 'failure-detector' }), nodeId },
+  )
+  // A peer whose beats carry another digest than ours holds changes we lack (or lacks ours): sync now
+  // rather than at the next periodic round.
+  detector.on('digest:mismatch', ({ peerId }) => {
+    void sync.syncWith(peerIdFromString(peerId))
+  })
   gossip.start()
   // Anti-entropy before discovery: the first connections are synced as soon as they open.
   await sync.start()
+  detector.start()
+  await heartbeat.start()
   discovery.start()
   log.info(
     {
@@ -88,9 +117,13 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     gossip,
     discovery,
     sync,
+    heartbeat,
+    detector,
     stop() {
       stopping ??= (async () => {
         clearInterval(purge)
+        await heartbeat.stop()
+        detector.stop()
         discovery.stop()
         await sync.stop()
         gossip.stop()

@@ -36,6 +36,10 @@ export interface AgentConfig {
   bodyLimitBytes: number
   /** Log level (fatal, error, warn, info, debug, trace, silent). @default info */
   logLevel: string
+  /** Availability zone written into this node's record. @default none */
+  availabilityZone: string | undefined
+  /** Region written into this node's record. @default none */
+  region: string | undefined
 }
 
 export class ConfigError extends Error {
@@ -232,6 +236,22 @@ export const OPTIONS = [
       }
       return level
     },
+  }),
+  option({
+    key: 'availabilityZone',
+    env: 'OB_AVAILABILITY_ZONE',
+    flag: '--availability-zone',
+    default: 'none',
+    description: "Availability zone shown in this node's record.",
+    parse: (raw) => optional(raw),
+  }),
+  option({
+    key: 'region',
+    env: 'OB_REGION',
+    flag: '--region',
+    default: 'none',
+    description: "Region shown in this node's record.",
+    parse: (raw) => optional(raw),
   }),
 ] as const
 

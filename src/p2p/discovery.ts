@@ -215,6 +215,16 @@ export class Discovery {
   }
 }
 
+/**
+ * The multiaddrs of a node record worth dialing: strings only, and loopback ones only when the node has
+ * nothing else (an agent listening on 0.0.0.0 also announces 127.0.0.1, which from another host is us).
+ */
+export function dialableAddrs(multiaddrs: unknown): string[] {
+  const all = Array.isArray(multiaddrs) ? multiaddrs.filter((a): a is string => typeof a === 'string') : []
+  const remote = all.filter((a) => !/^\/ip4\/127\.|^\/ip6\/::1\//.test(a))
+  return remote.length > 0 ? remote : all
+}
+
 function isSelfDial(err: unknown): boolean {
   const text = `${(err as Error)?.name} ${(err as Error)?.message}`
   return /self/i.test(text)

@@ -1,0 +1,383 @@
+import { EventEmitter } from 'node:events'
+import { type Message, type PeerId, type PubSub, TopicValidatorResult } from '@libp2p/interface'
+import type { Logger } from '../agent/logger.ts'
+import type { Node } from '../model/index.ts'
+import { BEATS_TOPIC } from '../p2p/constants.ts'
+import type { Change } from '../replica/change.ts'
+import type { Replica } from '../replica/replica.ts'
+import { type Beat, decodeBeat, digestPrefix } from './beat.ts'
+import {
+  BEAT_OUTCOMES,
+  type BeatOutcome,
+  type FailureDetectorEvents,
+  type LivenessEntry,
+  MAX_MISMATCH_BEATS,
+  MAX_UNRECORDED_NODES,
+} from './detector-types.ts'
+import { type BeatError, LivenessConfigError } from './errors.ts'
+import { jittered } from './jitter.ts'
+import {
+  classify,
+  type LivenessStatus,
+  type LivenessThresholds,
+  type LivenessThresholdsInit,
+  resolveThresholds,
+} from './liveness-state.ts'
+
+export interface FailureDetectorInit extends LivenessThresholdsInit {
+  /**
+   * Consecutive beats whose digest prefix differs from ours before `digest:mismatch` is emitted for
+   * that peer. 2 rides out a change still in flight when the beat was sent. While the mismatch
+   * persists (say, a sync that keeps failing), the count doubles after each event, up to
+   * `MAX_MISMATCH_BEATS`; a matching beat resets it.
+   * @default 2
+   */
+  digestMismatchBeats?: number
+}
+
+export type BeatsPubSub = Pick<
+  PubSub,
+  'subscribe' | 'unsubscribe' | 'getTopics' | 'topicValidators' | 'addEventListener' | 'removeEventListener'
+>
+
+export interface FailureDetectorComponents {
+  /** Subscribes to `BEATS_TOPIC` and validates what arrives on it. */
+  libp2p: { readonly services: { readonly pubsub: BeatsPubSub } }
+  /** Node records (time of last record write, peer id) and our digest. */
+  replica: Pick<Replica, 'on' | 'off' | 'nodes' | 'get' | 'digest'>
+  log: Logger
+  /** Our own node id: never tracked, always `alive`. */
+  nodeId: string
+}
+
+interface Tracked {
+  nodeId: string
+  status: LivenessStatus | undefined
+  /** `lastHeartbeat` of its record, capped at our clock; undefined without a record. */
+  recordMs: number | undefined
+  lastBeatMs: number | undefined
+  /** `t` and `s` of the last accepted beat, to tell a late copy from a new beat. */
+  beatT: number
+  beatS: number
+  beatPeerId: string | undefined
+  mismatchStreak: number
+  mismatchLimit: number
+}
+
+const NEVER = Number.NEGATIVE_INFINITY
+
+function lastSeenOf(t: Tracked): number {
+  return Math.max(t.recordMs ?? NEVER, t.lastBeatMs ?? NEVER)
+}
+
+function recordPeerId(node: Node | undefined): string | undefined {
+  return typeof node?.peerId === 'string' ? node.peerId : undefined
+}
+
+/**
+ * Tracks, per node id, the last time we heard from it — a beat on `BEATS_TOPIC`, or its node record
+ * arriving in the replica — and turns silence into `suspect` and `unreachable` (thresholds and
+ * detection time: `liveness-state.ts`). Emits `node:*` on transitions only (the first classification
+ * of a node counts as one) and `digest:mismatch` for anti-entropy.
+ *
+ * Time is our own clock throughout: a beat counts when it arrives, not when its sender says it was
+ * sent, so clock skew between nodes does not matter. A record's `lastHeartbeat` (the sender's clock)
+ * is only a starting point, capped at our clock, for a node we have not heard a beat from.
+ */
+export class FailureDetector extends EventEmitter<FailureDetectorEvents> {
+  readonly thresholds: LivenessThresholds
+  readonly digestMismatchBeats: number
+  readonly #components: FailureDetectorComponents
+  readonly #log: Logger
+  readonly #tracked = new Map<string, Tracked>()
+  /** Beats parsed by the validator, handed to the message listener (same Message object). */
+  readonly #validated = new WeakMap<Message, Beat>()
+  readonly #counts = new Map<BeatOutcome, number>()
+  readonly #warnedPeers = new Set<string>()
+  #running = false
+  #startedAt = 0
+  #unrecorded = 0
+  #timer: ReturnType<typeof setTimeout> | undefined
+
+  constructor(init: FailureDetectorInit, components: FailureDetectorComponents) {
+    super()
+    this.thresholds = resolveThresholds(init)
+    const beats = init.digestMismatchBeats ?? 2
+    if (!Number.isInteger(beats) || beats < 1 || beats > MAX_MISMATCH_BEATS) {
+      throw new LivenessConfigError(
+        'digestMismatchBeats',
+        `must be an integer 1-${MAX_MISMATCH_BEATS}, got ${beats}`,
+      )
+    }
+    this.digestMismatchBeats = beats
+    this.#components = components
+    this.#log = components.log
+  }
+
+  get isStarted(): boolean {
+    return this.#running
+  }
+
+  /** Installs the topic validator, subscribes to beats, learns the nodes in the replica. Idempotent. */
+  start(): void {
+    if (this.#running) return
+    const { pubsub } = this.#components.libp2p.services
+    this.#running = true
+    this.#startedAt = Date.now()
+    pubsub.topicValidators.set(BEATS_TOPIC, this.#validate)
+    pubsub.addEventListener('message', this.#onMessage)
+    pubsub.subscribe(BEATS_TOPIC)
+    this.#components.replica.on('change', this.#onChange)
+    for (const node of this.#components.replica.nodes()) this.#learnRecord(node, this.#startedAt)
+    this.#schedule()
+  }
+
+  /** Unsubscribes, removes the validator and listeners, cancels the timer and forgets every node. */
+  stop(): void {
+    if (!this.#running) return
+    const { pubsub } = this.#components.libp2p.services
+    this.#running = false
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    if (pubsub.topicValidators.get(BEATS_TOPIC) === this.#validate) pubsub.topicValidators.delete(BEATS_TOPIC)
+    pubsub.removeEventListener('message', this.#onMessage)
+    try {
+      if (pubsub.getTopics().includes(BEATS_TOPIC)) pubsub.unsubscribe(BEATS_TOPIC)
+    } catch (err) {
+      // libp2p was stopped first: its subscriptions are gone with it.
+      this.#log.debug({ err }, 'cannot unsubscribe from beats')
+    }
+    this.#components.replica.off('change', this.#onChange)
+    this.#tracked.clear()
+    this.#warnedPeers.clear()
+    this.#unrecorded = 0
+  }
+
+  /** Our belief about a node; undefined for a node we know nothing of. Our own node is `alive`. */
+  status(nodeId: string): LivenessStatus | undefined {
+    if (nodeId === this.#components.nodeId) return 'alive'
+    return this.#tracked.get(nodeId)?.status
+  }
+
+  /** When we last heard from a node, local ms (our own node: now). */
+  lastSeen(nodeId: string): number | undefined {
+    if (nodeId === this.#components.nodeId) return Date.now()
+    const t = this.#tracked.get(nodeId)
+    return t === undefined ? undefined : lastSeenOf(t)
+  }
+
+  /** Every known node, ours included, by id. */
+  snapshot(): LivenessEntry[] {
+    const self: LivenessEntry = {
+      nodeId: this.#components.nodeId,
+      status: 'alive',
+      lastSeenMs: Date.now(),
+      lastBeatMs: undefined,
+      peerId: undefined,
+    }
+    const rows = [self]
+    for (const t of this.#tracked.values()) {
+      if (t.status === undefined) continue
+      rows.push({
+        nodeId: t.nodeId,
+        status: t.status,
+        lastSeenMs: lastSeenOf(t),
+        lastBeatMs: t.lastBeatMs,
+        peerId: t.beatPeerId,
+      })
+    }
+    return rows.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0))
+  }
+
+  /** How many known nodes (ours included) are in each status, for the `nodes_by_liveness` metric. */
+  statusCounts(): Record<LivenessStatus, number> {
+    const counts: Record<LivenessStatus, number> = { alive: 1, suspect: 0, unreachable: 0 }
+    for (const t of this.#tracked.values()) if (t.status !== undefined) counts[t.status]++
+    return counts
+  }
+
+  /** How many beats had each validation outcome since construction (for metrics). */
+  counts(): Record<BeatOutcome, number> {
+    const out = {} as Record<BeatOutcome, number>
+    for (const outcome of BEAT_OUTCOMES) out[outcome] = this.#counts.get(outcome) ?? 0
+    return out
+  }
+
+  #schedule(): void {
+    this.#timer = setTimeout(this.#sweep, jittered(this.thresholds.checkIntervalMs))
+  }
+
+  #sweep = (): void => {
+    this.#timer = undefined
+    if (!this.#running) return
+    const now = Date.now()
+    for (const t of [...this.#tracked.values()]) this.#evaluate(t, now)
+    this.#schedule()
+  }
+
+  /** Reclassifies a node; emits on a change; forgets a node without a record once unreachable. */
+  #evaluate(t: Tracked, now: number): void {
+    const lastSeenMs = lastSeenOf(t)
+    const status = classify(now - lastSeenMs, now - this.#startedAt, this.thresholds)
+    if (status === 'unreachable' && t.recordMs === undefined) this.#forget(t.nodeId)
+    if (status === t.status) return
+    const previous = t.status
+    t.status = status
+    this.#log.debug(
+      { nodeId: t.nodeId, status, previous, silentMs: now - lastSeenMs },
+      'node liveness changed',
+    )
+    this.#notify(`node:${status}`, { nodeId: t.nodeId, lastSeenMs, previous })
+  }
+
+  /**
+   * Emits without letting a listener's exception escape: ours run inside gossipsub's event dispatch,
+   * the replica's change event and timers, where a throw would crash the agent or fail a write.
+   */
+  #notify<K extends keyof FailureDetectorEvents>(event: K, ...args: FailureDetectorEvents[K]): void {
+    try {
+      ;(this.emit as (...a: unknown[]) => boolean).call(this, event, ...args)
+    } catch (err) {
+      this.#log.error({ err, event }, 'a failure detector listener threw')
+    }
+  }
+
+  #track(nodeId: string): Tracked {
+    let t = this.#tracked.get(nodeId)
+    if (t === undefined) {
+      t = {
+        nodeId,
+        status: undefined,
+        recordMs: undefined,
+        lastBeatMs: undefined,
+        beatT: -1,
+        beatS: -1,
+        beatPeerId: undefined,
+        mismatchStreak: 0,
+        mismatchLimit: this.digestMismatchBeats,
+      }
+      this.#tracked.set(nodeId, t)
+      this.#unrecorded++
+    }
+    return t
+  }
+
+  #forget(nodeId: string): void {
+    const t = this.#tracked.get(nodeId)
+    if (t === undefined) return
+    if (t.recordMs === undefined) this.#unrecorded--
+    this.#tracked.delete(nodeId)
+  }
+
+  #learnRecord(node: Node, now: number): void {
+    if (node.id === this.#components.nodeId) return
+    const t = this.#track(node.id)
+    if (t.recordMs === undefined) this.#unrecorded--
+    const written = Date.parse(node.lastHeartbeat)
+    t.recordMs = Math.max(t.recordMs ?? NEVER, Math.min(Number.isNaN(written) ? NEVER : written, now))
+    this.#evaluate(t, now)
+  }
+
+  #onChange = (changes: Change[]): void => {
+    const now = Date.now()
+    for (const change of changes) {
+      if (change.kind !== 'node') continue
+      // An admin delete: stop tracking. If the node is alive, its beats and its re-asserted record
+      // bring it back within a heartbeat.
+      if (change.value === null) this.#forget(change.id)
+      else this.#learnRecord(change.value as Node, now)
+    }
+  }
+
+  /** The gossipsub topic validator: decides, counts, and hands accepted beats to `#onMessage`. */
+  #validate = (_propagationSource: PeerId, msg: Message): TopicValidatorResult => {
+    const outcome = this.#judge(msg)
+    this.#counts.set(outcome, (this.#counts.get(outcome) ?? 0) + 1)
+    if (outcome === 'accepted') return TopicValidatorResult.Accept
+    if (outcome.startsWith('rejected-')) {
+      this.#log.debug(
+        { outcome, from: msg.type === 'signed' ? msg.from.toString() : undefined },
+        'beat rejected',
+      )
+      return TopicValidatorResult.Reject
+    }
+    return TopicValidatorResult.Ignore
+  }
+
+  #judge(msg: Message): BeatOutcome {
+    if (msg.type !== 'signed') return 'rejected-unsigned'
+    let beat: Beat
+    try {
+      beat = decodeBeat(msg.data)
+    } catch (err) {
+      return (err as BeatError).reason === 'oversized' ? 'rejected-oversized' : 'rejected-malformed'
+    }
+    const from = msg.from.toString()
+    if (beat.n === this.#components.nodeId) {
+      if (!this.#warnedPeers.has(from)) {
+        this.#warnedPeers.add(from)
+        this.#log.warn(
+          { nodeId: beat.n, peerId: from },
+          'another peer beats with our node id (is OB_NODE_ID used twice?)',
+        )
+      }
+      return 'ignored-self'
+    }
+    const expected = recordPeerId(this.#components.replica.get('node', beat.n))
+    const t = this.#tracked.get(beat.n)
+    if (expected !== undefined && expected !== from) return 'ignored-peer-mismatch'
+    if (
+      expected === undefined &&
+      t?.beatPeerId !== undefined &&
+      t.beatPeerId !== from &&
+      t.status !== 'unreachable'
+    ) {
+      return 'ignored-peer-mismatch'
+    }
+    if (t === undefined && this.#unrecorded >= MAX_UNRECORDED_NODES) return 'ignored-capacity'
+    // A copy older than the last beat heard: late gossip. A restarted sender resets `s` but its `t`
+    // moves on; a sender whose clock stepped back still counts `s` up.
+    if (t !== undefined && t.beatPeerId === from && beat.s <= t.beatS && beat.t <= t.beatT)
+      return 'ignored-stale'
+    this.#validated.set(msg, beat)
+    return 'accepted'
+  }
+
+  #onMessage = (event: CustomEvent<Message>): void => {
+    const msg = event.detail
+    if (msg.topic !== BEATS_TOPIC || msg.type !== 'signed' || !this.#running) return
+    const beat = this.#validated.get(msg)
+    if (beat === undefined) return
+    this.#validated.delete(msg)
+    const now = Date.now()
+    const from = msg.from.toString()
+    const t = this.#track(beat.n)
+    t.lastBeatMs = now
+    t.beatT = beat.t
+    t.beatS = beat.s
+    t.beatPeerId = from
+    this.#evaluate(t, now)
+    this.#compareDigest(t, beat, from)
+  }
+
+  /** Counts beats whose digest differs from ours at receive time; emits after a run of them. */
+  #compareDigest(t: Tracked, beat: Beat, from: string): void {
+    if (beat.d === digestPrefix(this.#components.replica.digest())) {
+      t.mismatchStreak = 0
+      t.mismatchLimit = this.digestMismatchBeats
+      return
+    }
+    t.mismatchStreak++
+    if (t.mismatchStreak < t.mismatchLimit) return
+    t.mismatchStreak = 0
+    t.mismatchLimit = Math.min(t.mismatchLimit * 2, MAX_MISMATCH_BEATS)
+    this.#notify('digest:mismatch', { peerId: from, nodeId: t.nodeId })
+  }
+}
+
+/** `failureDetector(init)(components)`: the factory form of `new FailureDetector(init, components)`. */
+export function failureDetector(
+  init: FailureDetectorInit = {},
+): (components: FailureDetectorComponents) => FailureDetector {
+  return (components) => new FailureDetector(init, components)
+}

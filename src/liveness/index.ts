@@ -1,0 +1,64 @@
+/**
+ * Liveness: this node's heartbeat (beats + its node record) and the failure detector that turns
+ * other nodes' silence into `suspect` / `unreachable`. See heartbeat.ts, failure-detector.ts and
+ * liveness-state.ts (thresholds and detection time).
+ */
+export {
+  type Beat,
+  DIGEST_PREFIX_CHARS,
+  decodeBeat,
+  digestPrefix,
+  encodeBeat,
+  MAX_BEAT_BYTES,
+} from './beat.ts'
+export {
+  BEAT_OUTCOMES,
+  type BeatOutcome,
+  type DigestMismatch,
+  type FailureDetectorEvents,
+  type LivenessChange,
+  type LivenessEntry,
+  MAX_MISMATCH_BEATS,
+  MAX_UNRECORDED_NODES,
+} from './detector-types.ts'
+export { BeatError, type BeatErrorReason, LivenessConfigError } from './errors.ts'
+export {
+  type BeatsPubSub,
+  FailureDetector,
+  type FailureDetectorComponents,
+  type FailureDetectorInit,
+  failureDetector,
+} from './failure-detector.ts'
+export {
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_RECORD_REFRESH_MS,
+  Heartbeat,
+  type HeartbeatComponents,
+  type HeartbeatEvents,
+  type HeartbeatInit,
+  type HeartbeatLibp2p,
+  heartbeat,
+  type RecordReason,
+} from './heartbeat.ts'
+export {
+  classify,
+  type LivenessStatus,
+  type LivenessThresholds,
+  type LivenessThresholdsInit,
+  resolveThresholds,
+} from './liveness-state.ts'
+export {
+  buildNodeRecord,
+  gpuId,
+  identityFingerprint,
+  type NodeIdentity,
+  type NodeSelf,
+} from './node-record.ts'
+export { type GpuInfo, parseNvidiaSmi } from './nvidia-smi.ts'
+export {
+  type NodeUsage,
+  ResourceSampler,
+  type ResourceSamplerInit,
+  type ResourceSource,
+  type ResourceUsage,
+} from './usage.ts'

@@ -1,0 +1,219 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  type Beat,
+  encodeBeat,
+  type LivenessChange,
+  type LivenessStatus,
+  MAX_BEAT_BYTES,
+  type RecordReason,
+} from '../../src/liveness/index.ts'
+import { BEATS_TOPIC } from '../../src/p2p/constants.ts'
+import { createP2PNode, type RegistryLibp2p } from '../../src/p2p/libp2p-node.ts'
+import { compareVersions } from '../../src/replica/lww.ts'
+import { waitFor } from '../support/wait.ts'
+import { type LivenessNode, startLivenessCluster } from './liveness-cluster.ts'
+
+// Small intervals keep the suite quick: suspect after 600 ms, unreachable after 1200 ms, sweeps every 100 ms.
+const HB = 200
+const INIT = { heartbeatIntervalMs: HB, recordRefreshMs: 60_000 }
+const SUSPECT = 3 * HB
+const UNREACHABLE = 6 * HB
+const SWEEP = HB / 2
+/** Room for event-loop delays of a busy test machine, on top of the formula's bound. */
+const SLACK = 400
+
+const allAlive = (nodes: readonly LivenessNode[]) =>
+  nodes.every((a) =>
+    nodes.every(
+      (b) =>
+        a === b ||
+        (a.detector.status(b.id) === 'alive' &&
+          a.detector.snapshot().find((e) => e.nodeId === b.id)?.lastBeatMs !== undefined),
+    ),
+  )
+
+function recordTransitions(nodes: readonly LivenessNode[]) {
+  const log: Array<{ observer: string; status: LivenessStatus; at: number } & LivenessChange> = []
+  for (const n of nodes) {
+    for (const status of ['alive', 'suspect', 'unreachable'] as const) {
+      n.detector.on(`node:${status}`, (change) =>
+        log.push({ observer: n.id, status, at: Date.now(), ...change }),
+      )
+    }
+  }
+  return log
+}
+
+describe('liveness over libp2p (3 nodes on 127.0.0.1)', () => {
+  let nodes: LivenessNode[] = []
+  let extra: RegistryLibp2p | undefined
+  afterEach(async () => {
+    await Promise.all(nodes.map((n) => n.stop()))
+    await extra?.stop()
+    nodes = []
+    extra = undefined
+  })
+
+  it('beats keep every node alive everywhere; the record is written on start, not on every beat', async () => {
+    nodes = await startLivenessCluster(3, INIT, { startHeartbeats: false })
+    const writes = new Map<string, RecordReason[]>(nodes.map((n) => [n.id, []]))
+    const localNodeWrites = new Map<string, number>(nodes.map((n) => [n.id, 0]))
+    const beats = new Map<string, number[]>(nodes.map((n) => [n.id, []]))
+    for (const n of nodes) {
+      n.heartbeat.on('record', (_node, reason) => writes.get(n.id)!.push(reason))
+      n.heartbeat.on('beat', (_beat, bytes) => beats.get(n.id)!.push(bytes))
+      n.replica.on('change', (changes, source) => {
+        if (source === 'local')
+          localNodeWrites.set(
+            n.id,
+            localNodeWrites.get(n.id)! + changes.filter((c) => c.kind === 'node').length,
+          )
+      })
+    }
+    const transitions = recordTransitions(nodes)
+    await Promise.all(nodes.map((n) => n.heartbeat.start()))
+    await waitFor('every node hears beats from every other', () => allAlive(nodes), { timeoutMs: 5000 })
+    expect(transitions.every((t) => t.status === 'alive')).toBe(true)
+    transitions.length = 0
+    for (const b of beats.values()) b.length = 0
+
+    // Twelve more intervals: nobody is suspected, and nobody rewrites its record.
+    await waitFor('12 beats from every node', () => [...beats.values()].every((b) => b.length >= 12), {
+      timeoutMs: 6000,
+    })
+    expect(transitions).toEqual([])
+    expect(allAlive(nodes)).toBe(true)
+    expect([...writes.values()]).toEqual([['start'], ['start'], ['start']])
+    expect([...localNodeWrites.values()]).toEqual([1, 1, 1])
+    // Every node holds every record (written on start, spread by change gossip), with peer id and addresses.
+    for (const a of nodes) {
+      for (const b of nodes) {
+        const record = a.replica.get('node', b.id)
+        expect(record?.peerId).toBe(b.libp2p.peerId.toString())
+        expect(record?.multiaddrs).toEqual(b.libp2p.getMultiaddrs().map(String).sort())
+        expect(record?.usage?.memory.total).toBeGreaterThan(0)
+      }
+    }
+    for (const a of nodes) {
+      expect(a.detector.counts().accepted).toBeGreaterThanOrEqual(2 * 10)
+      expect(a.detector.counts()['rejected-malformed']).toBe(0)
+    }
+    const sizes = [...beats.values()].flat()
+    console.info(`beat payload: ${Math.min(...sizes)}-${Math.max(...sizes)} bytes`)
+    expect(Math.max(...sizes)).toBeLessThan(200)
+  })
+
+  it('flags a stopped node suspect, then unreachable, within the thresholds on the others', async () => {
+    nodes = await startLivenessCluster(3, INIT)
+    await waitFor('all alive', () => allAlive(nodes), { timeoutMs: 5000 })
+    const [a, b, c] = nodes as [LivenessNode, LivenessNode, LivenessNode]
+    const transitions = recordTransitions([a, b])
+    const stoppedAt = Date.now()
+    await c.stop()
+    await waitFor(
+      'node-2 unreachable on both others',
+      () => [a, b].every((n) => n.detector.status('node-2') === 'unreachable'),
+      { timeoutMs: 5000 },
+    )
+    for (const observer of [a, b]) {
+      const seen = transitions.filter((t) => t.observer === observer.id)
+      expect(seen.map((t) => [t.nodeId, t.status])).toEqual([
+        ['node-2', 'suspect'],
+        ['node-2', 'unreachable'],
+      ])
+      const [suspect, unreachable] = seen as [(typeof seen)[0], (typeof seen)[0]]
+      // Measured from the last beat heard: threshold + at most one sweep (+ slack for the machine).
+      expect(suspect.at - suspect.lastSeenMs).toBeGreaterThanOrEqual(SUSPECT)
+      expect(suspect.at - suspect.lastSeenMs).toBeLessThanOrEqual(SUSPECT + 1.1 * SWEEP + SLACK)
+      expect(unreachable.at - unreachable.lastSeenMs).toBeGreaterThanOrEqual(UNREACHABLE)
+      expect(unreachable.at - unreachable.lastSeenMs).toBeLessThanOrEqual(UNREACHABLE + 1.1 * SWEEP + SLACK)
+      // Measured from the stop: the last beat came at most one interval before it.
+      expect(unreachable.at - stoppedAt).toBeLessThanOrEqual(UNREACHABLE + 1.1 * SWEEP + SLACK)
+      console.info(
+        `${observer.id}: node-2 suspect ${suspect.at - stoppedAt} ms, unreachable ${unreachable.at - stoppedAt} ms after stop`,
+      )
+    }
+    expect(a.detector.status('node-1')).toBe('alive')
+    expect(b.detector.status('node-0')).toBe('alive')
+  })
+
+  it('overrides an admin delete of a live node with its next heartbeat, on every replica', async () => {
+    nodes = await startLivenessCluster(3, INIT)
+    await waitFor('all alive', () => allAlive(nodes), { timeoutMs: 5000 })
+    const [a, b, c] = nodes as [LivenessNode, LivenessNode, LivenessNode]
+    const reasons: RecordReason[] = []
+    b.heartbeat.on('record', (_node, reason) => reasons.push(reason))
+    const tombstone = (await a.replica.remove('node', 'node-1'))!
+    expect(a.replica.get('node', 'node-1')).toBeUndefined()
+    const deletedAt = Date.now()
+    await waitFor(
+      'node-1 back on every replica, newer than the delete',
+      () =>
+        nodes.every((n) => {
+          const entry = n.replica.entry('node/node-1')
+          return entry?.value != null && compareVersions(entry.version, tombstone.version) > 0
+        }),
+      { timeoutMs: 5000 },
+    )
+    console.info(`admin delete overridden on all replicas in ${Date.now() - deletedAt} ms`)
+    expect(reasons).toEqual(['reassert'])
+    await waitFor('node-1 alive again on node-0', () => a.detector.status('node-1') === 'alive', {
+      timeoutMs: 2000,
+    })
+    expect(c.detector.status('node-1')).toBe('alive')
+  })
+
+  it('rejects garbage on the beats topic without crashing, and does not forward it', async () => {
+    nodes = await startLivenessCluster(2, INIT)
+    await waitFor('all alive', () => allAlive(nodes), { timeoutMs: 5000 })
+    const [a, b] = nodes as [LivenessNode, LivenessNode]
+    // A peer of node-0 only, speaking raw gossipsub.
+    extra = await createP2PNode({
+      privateKey: await generateKeyPair('Ed25519'),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+    })
+    const mallory = extra
+    mallory.services.pubsub.subscribe(BEATS_TOPIC)
+    await mallory.dial(a.libp2p.getMultiaddrs()[0]!)
+    await waitFor(
+      'mallory and node-0 see each other on beats',
+      () =>
+        a.libp2p.services.pubsub.getSubscribers(BEATS_TOPIC).some((p) => p.equals(mallory.peerId)) &&
+        mallory.services.pubsub.getSubscribers(BEATS_TOPIC).some((p) => p.equals(a.libp2p.peerId)),
+    )
+    const beat = (n: string): Uint8Array =>
+      encodeBeat({ n, t: Date.now(), s: 1e6, d: '0'.repeat(16) } satisfies Beat)
+    const garbage = [
+      crypto.getRandomValues(new Uint8Array(100)),
+      crypto.getRandomValues(new Uint8Array(MAX_BEAT_BYTES + 100)),
+      new TextEncoder().encode('{"hello":"world"}'),
+      new TextEncoder().encode(JSON.stringify({ n: 'node-9', t: 'soon', s: 0, d: '0'.repeat(16) })),
+      beat('node-1'), // node-1's record names another peer
+      beat('node-0'), // claims the receiver's own id
+    ]
+    for (const data of garbage) await mallory.services.pubsub.publish(BEATS_TOPIC, data)
+    await waitFor('node-0 judged all six', () => {
+      const c = a.detector.counts()
+      return (
+        c['rejected-malformed'] + c['rejected-oversized'] + c['ignored-peer-mismatch'] + c['ignored-self'] >=
+        6
+      )
+    })
+    expect(a.detector.counts()).toMatchObject({
+      'rejected-malformed': 3,
+      'rejected-oversized': 1,
+      'ignored-peer-mismatch': 1,
+      'ignored-self': 1,
+    })
+    // Still working: node-1 stays alive on node-0 (fresh beats keep arriving), node-1 saw none of it.
+    const accepted = a.detector.counts().accepted
+    await waitFor('more beats accepted', () => a.detector.counts().accepted >= accepted + 3)
+    expect(a.detector.status('node-1')).toBe('alive')
+    expect(a.detector.status('node-9')).toBeUndefined()
+    const bc = b.detector.counts()
+    expect(
+      bc['rejected-malformed'] + bc['rejected-oversized'] + bc['ignored-peer-mismatch'] + bc['ignored-self'],
+    ).toBe(0)
+  })
+})

@@ -1,0 +1,166 @@
+import type { EventEmitter } from 'node:events'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import {
+  type Message,
+  type PeerId,
+  type PubSubEvents,
+  type TopicValidatorFn,
+  TopicValidatorResult,
+  TypedEventEmitter,
+} from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { pino } from 'pino'
+import type { Logger } from '../../src/agent/logger.ts'
+import type { BeatsPubSub, HeartbeatLibp2p, NodeUsage, ResourceSource } from '../../src/liveness/index.ts'
+import type { GpuInfo } from '../../src/liveness/nvidia-smi.ts'
+import type { Node } from '../../src/model/index.ts'
+import { BEATS_TOPIC } from '../../src/p2p/constants.ts'
+import { HybridClock } from '../../src/replica/hlc.ts'
+import { MemoryStore } from '../../src/replica/memory-store.ts'
+import { Replica } from '../../src/replica/replica.ts'
+
+/** A logger that drops everything (TEST_LOG_LEVEL=debug shows it). */
+export function testLogger(): Logger {
+  return pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' })
+}
+
+/** A replica in memory whose clock follows Date.now (so fake timers move it). */
+export function memoryReplica(nodeId: string): Promise<Replica> {
+  const now = () => Date.now()
+  return Replica.open({ store: new MemoryStore(), clock: new HybridClock({ nodeId, now }), now })
+}
+
+export async function randomPeerId(): Promise<PeerId> {
+  return peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+}
+
+/** Fixed machine figures, so record contents do not depend on the test machine. */
+export function fakeResources(gpus: GpuInfo[] = []): ResourceSource & { gpuList: GpuInfo[] } {
+  const usage: NodeUsage = {
+    cpu: { used: 0.5, total: 4, percent: 12.5 },
+    memory: { used: 1024, total: 4096, percent: 25 },
+    disk: { used: 10, total: 100, percent: 10 },
+  }
+  return {
+    gpuList: gpus,
+    async usage() {
+      return structuredClone(usage)
+    },
+    async gpus() {
+      return this.gpuList
+    },
+  }
+}
+
+/** A libp2p stand-in for the heartbeat: records what it publishes. */
+export function fakeHeartbeatLibp2p(peerId: PeerId, addrs = ['/ip4/10.0.0.1/tcp/11338']) {
+  const published: Uint8Array[] = []
+  const libp2p = {
+    peerId,
+    addrs,
+    published,
+    failPublish: false,
+    getMultiaddrs() {
+      return libp2p.addrs.map((a) => multiaddr(`${a}/p2p/${peerId.toString()}`))
+    },
+    services: {
+      pubsub: {
+        async publish(topic: string, data: Uint8Array) {
+          if (topic !== BEATS_TOPIC) throw new Error(`unexpected topic ${topic}`)
+          if (libp2p.failPublish) throw new Error('no peers subscribed')
+          published.push(data)
+          return { recipients: [] }
+        },
+      },
+    },
+  }
+  return libp2p satisfies HeartbeatLibp2p
+}
+
+/**
+ * A gossipsub stand-in for the failure detector: `deliver` runs the topic validator like gossipsub
+ * does and dispatches `message` only for accepted messages.
+ */
+export class FakePubSub extends TypedEventEmitter<PubSubEvents> implements BeatsPubSub {
+  readonly topicValidators = new Map<string, TopicValidatorFn>()
+  readonly topics = new Set<string>()
+  #seq = 0n
+
+  subscribe(topic: string): void {
+    this.topics.add(topic)
+  }
+
+  unsubscribe(topic: string): void {
+    this.topics.delete(topic)
+  }
+
+  getTopics(): string[] {
+    return [...this.topics]
+  }
+
+  /** A signed message from `from` on the beats topic, as the validator sees it. */
+  message(from: PeerId, data: Uint8Array): Message {
+    return {
+      type: 'signed',
+      from,
+      topic: BEATS_TOPIC,
+      data,
+      sequenceNumber: this.#seq++,
+      signature: new Uint8Array(64),
+      key: from.publicKey!,
+    }
+  }
+
+  async deliver(from: PeerId, data: Uint8Array | string): Promise<TopicValidatorResult> {
+    const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data
+    const msg = this.message(from, bytes)
+    const validator = this.topicValidators.get(BEATS_TOPIC)
+    const result = validator ? await validator(from, msg) : TopicValidatorResult.Accept
+    if (result === TopicValidatorResult.Accept && this.topics.has(BEATS_TOPIC)) {
+      this.safeDispatchEvent('message', { detail: msg })
+    }
+    return result
+  }
+}
+
+/** A node record as node `id` would write it. */
+export function nodeRecord(id: string, lastHeartbeatMs: number, extra: Partial<Node> = {}): Node {
+  return {
+    id,
+    url: `http://${id}.test:11337`,
+    lastHeartbeat: new Date(lastHeartbeatMs).toISOString(),
+    ...extra,
+  }
+}
+
+/** Puts node `id`'s own record into `replica` as if gossiped from it. */
+export async function receiveRecord(replica: Replica, record: Node, tsMs = Date.now()): Promise<void> {
+  const [outcome] = await replica.apply(
+    [{ kind: 'node', id: record.id, version: { ts: tsMs, c: 0, node: record.id }, value: record }],
+    'gossip',
+  )
+  if (outcome !== 'applied') throw new Error(`record of ${record.id} was ${outcome}`)
+}
+
+/** Resolves with the next `event` of `emitter` whose payload passes `match`, or fails after `timeoutMs`. */
+export function nextEvent<A extends unknown[]>(
+  emitter: EventEmitter,
+  event: string,
+  match: (...args: A) => boolean = () => true,
+  timeoutMs = 10_000,
+): Promise<A> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      emitter.off(event, listener)
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${event}`))
+    }, timeoutMs)
+    const listener = (...args: unknown[]) => {
+      if (!match(...(args as A))) return
+      clearTimeout(timer)
+      emitter.off(event, listener)
+      resolve(args as A)
+    }
+    emitter.on(event, listener)
+  })
+}
