@@ -4,7 +4,10 @@ import { startCluster, waitConverged } from '../support/cluster.ts'
 import { waitFor } from '../support/wait.ts'
 
 const register = (n: number, extra: Record<string, unknown> = {}): Instance =>
-  instanceFromRegistration({ url: `http://10.3.${(n >> 8) & 255}.${n & 255}:8080`, slug: `svc-${n % 10}`, ...extra }, { now: new Date() })
+  instanceFromRegistration(
+    { url: `http://10.3.${(n >> 8) & 255}.${n & 255}:8080`, slug: `svc-${n % 10}`, ...extra },
+    { now: new Date() },
+  )
 
 describe('convergence', () => {
   it('brings a late joiner to the identical digest after 1,000 writes', async () => {
