@@ -71,8 +71,8 @@ async function spawnAgent(index: number, peers: string[]): Promise<Child> {
     child.on('message', (message: Record<string, unknown>) => {
       if (message.type === 'seen') {
         for (const id of message.ids as string[]) {
-          let byChild = seen.get(id)
-          if (!byChild) seen.set(id, (byChild = new Map()))
+          const byChild = seen.get(id) ?? new Map<number, number>()
+          seen.set(id, byChild)
           if (!byChild.has(index)) byChild.set(index, message.at as number)
         }
         return
