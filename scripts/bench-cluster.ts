@@ -18,6 +18,7 @@ const AGENTS = Number(process.argv[2] ?? 10)
 const WRITES = Number(process.argv[3] ?? 300)
 const LATE_ENTRIES = Number(process.argv[4] ?? 100_000)
 const IDLE_SECONDS = Number(process.argv[5] ?? 30)
+const WRITE_INTERVAL_MS = Number(process.argv[6] ?? 10)
 const HEARTBEAT_MS = 2000
 
 interface Child {
@@ -50,7 +51,9 @@ const seen = new Map<string, Map<number, number>>() // id → child index → ti
 
 async function spawnAgent(index: number, peers: string[]): Promise<Child> {
   const dir = await mkdtemp(join(tmpdir(), `bench-agent-${index}-`))
-  const child = fork(new URL('./cluster-child.ts', import.meta.url).pathname, [], {
+  // The compiled child (npm run build), so agents run as deployed: plain JS, no type stripping.
+  const child = fork(new URL('../dist/scripts/cluster-child.js', import.meta.url).pathname, [], {
+    execArgv: ['--max-semi-space-size=2'],
     env: {
       ...process.env,
       OB_NODE_ID: `bench-${index}`,
@@ -155,7 +158,7 @@ try {
   await sleep(3000) // let gossipsub meshes settle (GRAFT happens on its 1 s heartbeat)
 
   // Propagation: a stream of writes on agent 0, one every 10 ms.
-  await request(first, { type: 'write', count: WRITES, intervalMs: 10 }, 'write-done')
+  await request(first, { type: 'write', count: WRITES, intervalMs: WRITE_INTERVAL_MS }, 'write-done')
   const others = children.slice(1).map((c) => c.index)
   await waitUntil('every write seen everywhere', 10_000, async () =>
     [...wrote.keys()].every((id) => others.every((i) => seen.get(id)?.has(i))),
@@ -199,26 +202,21 @@ try {
       `RSS per agent median ${(median(stats1.map((s) => s.rss)) / 2 ** 20).toFixed(0)} MB (max ${(Math.max(...stats1.map((s) => s.rss)) / 2 ** 20).toFixed(0)} MB)`,
   )
 
-  // Late joiner: agent 0 holds LATE_ENTRIES more entries; a new agent joins and pulls them.
+  // Late joiner: a seed agent alone loads LATE_ENTRIES entries; then a new agent with an empty replica
+  // joins with it as its seed and pulls them (apart from the cluster above, so nothing else competes).
   if (LATE_ENTRIES > 0) {
-    const { digest } = (await request(first, { type: 'bulk', count: LATE_ENTRIES }, 'bulk-done')) as {
-      digest: string
-    }
-    const othersMs = await waitUntil('existing agents converge', 120_000, async () =>
-      (await Promise.all(children.map(stats))).every((s) => s.digest === digest),
-    )
-    console.log(
-      `existing ${AGENTS - 1} agents pulled ${LATE_ENTRIES.toLocaleString('en-US')} new entries in ${Math.round(othersMs)} ms`,
-    )
+    const seed = await spawnAgent(AGENTS, [])
+    children.push(seed)
+    await request(seed, { type: 'bulk', count: LATE_ENTRIES, ts: Date.now() - 1000 }, 'bulk-done')
     const started = performance.now()
-    const joiner = await spawnAgent(AGENTS, [first.multiaddr])
+    const joiner = await spawnAgent(AGENTS + 1, [seed.multiaddr])
     children.push(joiner)
     const readyMs = performance.now() - started
-    const syncMs = await waitUntil(
-      'late joiner converges',
-      120_000,
-      async () => (await stats(joiner)).digest === digest,
-    )
+    // Converged: both replicas equal (each now also holds the other's node record).
+    const syncMs = await waitUntil('late joiner converges', 120_000, async () => {
+      const [a, b] = await Promise.all([stats(seed), stats(joiner)])
+      return a.digest === b.digest
+    })
     console.log(
       `late joiner with ${LATE_ENTRIES.toLocaleString('en-US')} entries: converged ${Math.round(syncMs)} ms after its agent was up ` +
         `(process start to up: ${Math.round(readyMs)} ms)`,

@@ -37,7 +37,7 @@ function instance(i: number, prefix: string): Instance {
   }
 }
 
-process.on('message', async (message: { type: string; count?: number; intervalMs?: number }) => {
+process.on('message', async (message: { type: string; count?: number; intervalMs?: number; ts?: number }) => {
   if (message.type === 'write') {
     for (let i = 0; i < message.count!; i++) {
       const value = instance(i, `w${process.pid}`)

@@ -1,6 +1,8 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
+import type { FastifyInstance } from 'fastify'
+import { buildApp, listen } from '../http/index.ts'
 import { FailureDetector, Heartbeat } from '../liveness/index.ts'
 import { Discovery } from '../p2p/discovery.ts'
 import { Gossip } from '../p2p/gossip.ts'
@@ -27,6 +29,9 @@ export interface Agent {
   readonly sync: AntiEntropy
   readonly heartbeat: Heartbeat
   readonly detector: FailureDetector
+  readonly http: FastifyInstance
+  /** Where the HTTP API listens (the bound port when configured with port 0). */
+  readonly httpUrl: string
   stop(): Promise<void>
 }
 
@@ -81,8 +86,15 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     { libp2p, replica, log: log.child({ unit: 'failure-detector' }), nodeId },
   )
   // A peer whose beats carry another digest than ours holds changes we lack (or lacks ours): sync now
-  // rather than at the next periodic round.
+  // rather than at the next periodic round. Only once writes have settled: while changes are still
+  // flowing, digests differ for a moment everywhere, gossip is delivering them, and a sync per beat
+  // would only compete with it for CPU.
+  let lastChangeAt = 0
+  replica.on('change', () => {
+    lastChangeAt = Date.now()
+  })
   detector.on('digest:mismatch', ({ peerId }) => {
+    if (Date.now() - lastChangeAt < config.heartbeatIntervalMs) return
     void sync.syncWith(peerIdFromString(peerId))
   })
   gossip.start()
@@ -91,6 +103,27 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
   detector.start()
   await heartbeat.start()
   discovery.start()
+
+  const http = await buildApp(
+    {
+      ...(config.apiToken === undefined ? {} : { apiToken: config.apiToken }),
+      bodyLimitBytes: config.bodyLimitBytes,
+    },
+    {
+      replica,
+      self: { nodeId, selfUrl },
+      log,
+      liveness: detector,
+      metricsSources: {
+        replicaCounts: () => replica.counts(),
+        peersConnected: () => libp2p.getPeers().length,
+        gossip: () => gossip.stats,
+        antiEntropy: () => sync.stats,
+        liveness: () => detector.statusCounts(),
+      },
+    },
+  )
+  const { url: httpUrl } = await listen(http, config.httpAddr)
   log.info(
     {
       peerId: libp2p.peerId.toString(),
@@ -107,7 +140,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     )
   }, PURGE_INTERVAL_MS)
 
-  log.info({ nodeId }, 'agent started')
+  log.info({ nodeId, http: httpUrl }, 'agent started')
   let stopping: Promise<void> | undefined
   return {
     nodeId,
@@ -119,9 +152,12 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     sync,
     heartbeat,
     detector,
+    http,
+    httpUrl,
     stop() {
       stopping ??= (async () => {
         clearInterval(purge)
+        await http.close()
         await heartbeat.stop()
         detector.stop()
         discovery.stop()

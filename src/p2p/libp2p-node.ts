@@ -61,15 +61,16 @@ export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> 
         maxInboundDataLength: MAX_GOSSIP_MESSAGE_BYTES + 16 * 1024,
         emitSelf: false,
         // Sized for idle traffic: every beat reaches each node about D times, and gossip announces message
-        // ids to Dlazy more peers. The defaults (D 6, Dlazy 6, flood publishing to every topic peer) cost
-        // about 12 KB/s per node of an idle 10-node cluster; these about 4.5 KB/s, with at most a hop or
-        // two more to reach everyone (see the cluster benchmark in the README).
+        // ids to Dlazy more peers. The defaults (D 6, Dlazy 6) cost about 12 KB/s per node of an idle
+        // 10-node cluster; D 3 about half. The publisher still sends to every topic peer (flood publish):
+        // one hop to every connected node is what keeps propagation in milliseconds; with mesh-only
+        // publishing, writes took up to a second (IHAVE/IWANT recovery) in the cluster benchmark.
         D: 3,
         Dlo: 2,
         Dhi: 4,
         Dlazy: 2,
         mcacheGossip: 1,
-        floodPublish: false,
+        floodPublish: true,
         // Short message ids (12 bytes of a hash of the content) keep IHAVE/IWANT gossip small.
         msgIdFn: (message) => sha256Prefix(message.data),
       }),

@@ -214,11 +214,19 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     })
   }
 
-  /** Forgets every entry, on disk and in memory (a node away past the grace period starts afresh). */
+  /**
+   * Forgets every entry, on disk and in memory (a node away past the grace period starts afresh).
+   * Announced as deletions of every live entity, so caches and watchers drop them too.
+   */
   clear(): Promise<void> {
     return this.#serial(async () => {
       await this.#store.clearEntries()
-      for (const key of [...this.#held.keys()]) this.#release(key)
+      const released: Change[] = []
+      for (const [key, { change }] of [...this.#held]) {
+        this.#release(key)
+        if (change.value !== null) released.push({ ...change, value: null })
+      }
+      if (released.length > 0) this.emit('change', released, 'sync')
     })
   }
 

@@ -1,0 +1,146 @@
+import swagger from '@fastify/swagger'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
+import type { Logger } from '../agent/logger.ts'
+import type { Replica } from '../replica/replica.ts'
+import { requireBearerToken } from './auth.ts'
+import {
+  MethodNotAllowedError,
+  RouteNotFoundError,
+  ShuttingDownError,
+  sendError,
+  toHttpError,
+} from './errors.ts'
+import { acceptJsonBodiesOnly } from './json-body.ts'
+import type { HttpLiveness } from './liveness-overlay.ts'
+import { createMetrics, type MetricsSources } from './metrics.ts'
+import { OPENAPI_OPTIONS } from './openapi.ts'
+import { ReadModel } from './read-model.ts'
+import { RequestObserver } from './request-observer.ts'
+import type { ResponseCacheInit } from './response-cache.ts'
+import { RouteTable } from './route-table.ts'
+import { definitionRoutes } from './routes/definitions.ts'
+import { instanceRoutes } from './routes/instances.ts'
+import { nodeRoutes } from './routes/nodes.ts'
+import { operationRoutes } from './routes/operations.ts'
+import type { RegistryApp, RouteDeps, SelfIdentity } from './types.ts'
+import './route-config.ts'
+
+export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024
+
+export interface HttpAppInit {
+  /**
+   * Bearer token every mutating request must carry (`OB_API_TOKEN`). Reads stay open.
+   * @default none: no request needs a token
+   */
+  apiToken?: string | undefined
+  /**
+   * Largest request body, bytes (`OB_BODY_LIMIT_BYTES`); a larger one is answered 413 unread.
+   * @default 1 MiB
+   */
+  bodyLimitBytes?: number
+  /**
+   * One log line per request (method, URL, route, status, ms, error) through the agent's logger: at
+   * `info` for writes and errors, at `debug` for successful reads, which can come by the thousand.
+   * @default true
+   */
+  logRequests?: boolean
+  /** Bounds of the cache of serialized instance answers. @default 4096 answers, 64 MiB */
+  responseCache?: ResponseCacheInit
+}
+
+export interface HttpAppComponents {
+  replica: Replica
+  self: SelfIdentity
+  /** The agent's logger; Fastify logs through it (request logs carry a `reqId`). */
+  log: Logger
+  /** The failure detector; without it nodes have no `liveness` and no instance is overlaid. */
+  liveness?: HttpLiveness | undefined
+  metricsSources: MetricsSources
+}
+
+/**
+ * Builds the HTTP API (DESIGN.md §4) on the local replica, ready to `listen` (see index.ts); tests
+ * use it unbound through `inject`. Closing the app stops its listeners on the replica and liveness.
+ */
+export async function buildApp(init: HttpAppInit, components: HttpAppComponents): Promise<FastifyInstance> {
+  const bodyLimit = init.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES
+  const app: RegistryApp = Fastify({
+    loggerInstance: components.log as FastifyBaseLogger,
+    // Fastify's two lines per request are replaced by one of ours (onResponse hook below).
+    logController: new LogController({ disableRequestLogging: true }),
+    // Errors raised before routing (bad percent-encoding, over-long parameters) answer like the others.
+    frameworkErrors: (err, request, reply) => sendError(reply, toHttpError(err, request)),
+    bodyLimit,
+    // Requests that arrive while closing get ShuttingDownError (below) instead of Fastify's own 503 body.
+    return503OnClosing: false,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 2048 },
+    ajv: {
+      // Nothing is stripped, coerced or defaulted: a request is taken as sent, or refused.
+      // `verbose` puts the failing value and schema into errors, for validation-messages.ts.
+      customOptions: {
+        removeAdditional: false,
+        coerceTypes: false,
+        useDefaults: false,
+        allErrors: false,
+        verbose: true,
+      },
+    },
+  }).withTypeProvider()
+  // Answers are serialized with JSON.stringify, never by a schema-driven serializer that would
+  // silently drop fields the schema does not list (node records carry fields of their agents).
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data))
+  acceptJsonBodiesOnly(app)
+
+  const routes = new RouteTable()
+  app.addHook('onRoute', (route) => routes.add(route.method, route.url))
+
+  await app.register(swagger, OPENAPI_OPTIONS)
+
+  const read = new ReadModel(init.responseCache ?? {}, components)
+  const metrics = createMetrics(components.metricsSources, {
+    responseCache: () => {
+      const c = read.instanceAnswers
+      return { hits: c.hits, misses: c.misses, entries: c.size, bytes: c.bytes }
+    },
+  })
+  app.addHook('onClose', (_app, done) => {
+    read.close()
+    done()
+  })
+
+  let closing = false
+  app.addHook('preClose', (done) => {
+    closing = true
+    done()
+  })
+  app.addHook('onRequest', (_request, _reply, done) => done(closing ? new ShuttingDownError() : undefined))
+
+  if (init.apiToken !== undefined && init.apiToken !== '')
+    app.addHook('onRequest', requireBearerToken(init.apiToken))
+
+  const observer = new RequestObserver(metrics, init.logRequests ?? true)
+  app.addHook('onResponse', observer.onResponse)
+
+  app.setErrorHandler((err, request, reply) => {
+    const error = toHttpError(err, request)
+    observer.failed(request, error)
+    if (error.statusCode >= 500) request.log.error({ err }, 'request failed inside the agent')
+    sendError(reply, error)
+  })
+  app.setNotFoundHandler((request) => {
+    const path = request.url.split('?', 1)[0]!
+    const allowed = routes.allowedMethods(path)
+    throw allowed.length > 0
+      ? new MethodNotAllowedError(request.method, path, allowed)
+      : new RouteNotFoundError(request.method, path)
+  })
+
+  const deps: RouteDeps = { replica: components.replica, self: components.self, read }
+  definitionRoutes(app, deps)
+  instanceRoutes(app, deps)
+  nodeRoutes(app, deps)
+  operationRoutes(app, deps, metrics)
+
+  await app.ready()
+  return app as unknown as FastifyInstance
+}

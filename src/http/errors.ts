@@ -1,0 +1,216 @@
+/**
+ * The HTTP API's error catalogue: every error the API answers, in one place. Each is a class with a
+ * stable `name` and `code` (log field, metric label, safe to match on) and an HTTP status. The body of
+ * every error answer is exactly `{"error": "<message>"}`; the message says what was wrong and, for
+ * bad input, names the field.
+ *
+ * | name                       | code                   | status | when / message                                                       |
+ * |----------------------------|------------------------|--------|----------------------------------------------------------------------|
+ * | `InvalidJsonError`         | invalid-json           | 400    | body is not JSON: `request body is not valid JSON: <parser detail>`  |
+ * | `RequestValidationError`   | validation             | 400    | schema or model rule broken, naming the field: `instance.url must be a string`, `request body has unknown field "x"`, `query parameter "slug" is given 2 times; give it at most once`, `unknown query parameter "foo" (known: …)`, `path parameter "id" must match the identifier rule (…)` |
+ * | `BadRequestError`          | bad-request            | 400    | malformed request: bad percent-encoding in the path, a path parameter over 2048 characters, body shorter than Content-Length |
+ * | `UnauthorizedError`        | unauthorized           | 401    | mutating request without `Authorization: Bearer <token>`, or with a wrong token (also sends `WWW-Authenticate: Bearer`) |
+ * | `NotFoundError`            | not-found              | 404    | the entity to delete does not exist: `definition "x" not found`      |
+ * | `RouteNotFoundError`       | route-not-found        | 404    | no route has this path: `no route GET /x`                            |
+ * | `MethodNotAllowedError`    | method-not-allowed     | 405    | the path exists with other methods (also sends `Allow`): `PATCH is not allowed on /registry-svc/instance (allowed: PUT)` |
+ * | `BodyTooLargeError`        | body-too-large         | 413    | body over the limit (`OB_BODY_LIMIT_BYTES`): `request body is larger than the limit of 1048576 bytes` |
+ * | `UnsupportedMediaTypeError`| unsupported-media-type | 415    | a body that is not `application/json`: `content-type "text/plain" is not supported; send application/json` |
+ * | `ShuttingDownError`        | shutting-down          | 503    | a request arriving while the agent closes its HTTP server (also sends `Connection: close`) |
+ * | `InternalError`            | internal               | 500    | a failure inside the agent (a bug, or LevelDB failing), never bad input: `internal error; the agent log has the details` (the cause is logged) |
+ *
+ * `toHttpError` maps anything thrown while handling a request (Fastify's own errors, schema validation
+ * failures, the model's `ValidationError`) to one of these; it is used by both the error handler and
+ * the not-found handler.
+ */
+import type { FastifyError, FastifyRequest } from 'fastify'
+import { validationMessage } from './validation-messages.ts'
+
+export type HttpErrorCode =
+  | 'invalid-json'
+  | 'validation'
+  | 'bad-request'
+  | 'unauthorized'
+  | 'not-found'
+  | 'route-not-found'
+  | 'method-not-allowed'
+  | 'body-too-large'
+  | 'unsupported-media-type'
+  | 'shutting-down'
+  | 'internal'
+
+/** Base of the catalogue: an error the API answers with `statusCode` and `{"error": message}`. */
+export abstract class HttpError extends Error {
+  abstract readonly code: HttpErrorCode
+  abstract readonly statusCode: number
+  /** Extra response headers (`Allow`, `WWW-Authenticate`). */
+  readonly headers: Readonly<Record<string, string>> = {}
+}
+
+export class InvalidJsonError extends HttpError {
+  override readonly name = 'InvalidJsonError'
+  readonly code = 'invalid-json'
+  readonly statusCode = 400
+  constructor(detail: string) {
+    super(`request body is not valid JSON: ${detail}`)
+  }
+}
+
+export class RequestValidationError extends HttpError {
+  override readonly name = 'RequestValidationError'
+  readonly code = 'validation'
+  readonly statusCode = 400
+  /** Dotted path of the offending value, or the parameter name. */
+  readonly field: string
+  constructor(message: string, field: string) {
+    super(message)
+    this.field = field
+  }
+}
+
+export class BadRequestError extends HttpError {
+  override readonly name = 'BadRequestError'
+  readonly code = 'bad-request'
+  readonly statusCode = 400
+}
+
+export class UnauthorizedError extends HttpError {
+  override readonly name = 'UnauthorizedError'
+  readonly code = 'unauthorized'
+  readonly statusCode = 401
+  override readonly headers = { 'www-authenticate': 'Bearer' }
+}
+
+export class NotFoundError extends HttpError {
+  override readonly name = 'NotFoundError'
+  readonly code = 'not-found'
+  readonly statusCode = 404
+  constructor(kind: string, id: string) {
+    super(`${kind} ${JSON.stringify(id)} not found`)
+  }
+}
+
+export class RouteNotFoundError extends HttpError {
+  override readonly name = 'RouteNotFoundError'
+  readonly code = 'route-not-found'
+  readonly statusCode = 404
+  constructor(method: string, path: string) {
+    super(`no route ${method} ${shorten(path)}`)
+  }
+}
+
+export class MethodNotAllowedError extends HttpError {
+  override readonly name = 'MethodNotAllowedError'
+  readonly code = 'method-not-allowed'
+  readonly statusCode = 405
+  override readonly headers: Record<string, string>
+  constructor(method: string, path: string, allowed: readonly string[]) {
+    super(`${method} is not allowed on ${shorten(path)} (allowed: ${allowed.join(', ')})`)
+    this.headers = { allow: allowed.join(', ') }
+  }
+}
+
+export class BodyTooLargeError extends HttpError {
+  override readonly name = 'BodyTooLargeError'
+  readonly code = 'body-too-large'
+  readonly statusCode = 413
+  constructor(limitBytes: number) {
+    super(`request body is larger than the limit of ${limitBytes} bytes (OB_BODY_LIMIT_BYTES)`)
+  }
+}
+
+export class UnsupportedMediaTypeError extends HttpError {
+  override readonly name = 'UnsupportedMediaTypeError'
+  readonly code = 'unsupported-media-type'
+  readonly statusCode = 415
+  constructor(contentType: string | undefined) {
+    super(
+      contentType === undefined
+        ? 'a request body needs Content-Type: application/json'
+        : `content-type ${JSON.stringify(shorten(contentType))} is not supported; send application/json`,
+    )
+  }
+}
+
+export class ShuttingDownError extends HttpError {
+  override readonly name = 'ShuttingDownError'
+  readonly code = 'shutting-down'
+  readonly statusCode = 503
+  override readonly headers = { connection: 'close' }
+  constructor() {
+    super('the agent is shutting down; retry on another agent or after it restarts')
+  }
+}
+
+export class InternalError extends HttpError {
+  override readonly name = 'InternalError'
+  readonly code = 'internal'
+  readonly statusCode = 500
+  constructor() {
+    super('internal error; the agent log has the details')
+  }
+}
+
+/** Fastify's own client-error codes and what they become. */
+const FASTIFY_ERRORS = new Map<string, (req: FastifyRequest) => HttpError>([
+  ['FST_ERR_CTP_BODY_TOO_LARGE', (req) => new BodyTooLargeError(req.routeOptions.bodyLimit)],
+  ['FST_ERR_CTP_INVALID_MEDIA_TYPE', (req) => new UnsupportedMediaTypeError(req.headers['content-type'])],
+  [
+    'FST_ERR_CTP_INVALID_CONTENT_LENGTH',
+    () => new BadRequestError('request body size does not match its Content-Length'),
+  ],
+  ['FST_ERR_CTP_EMPTY_JSON_BODY', () => new InvalidJsonError('the body is empty')],
+  ['FST_ERR_CTP_INVALID_JSON_BODY', () => new InvalidJsonError('the body cannot be parsed')],
+  ['FST_ERR_BAD_URL', () => new BadRequestError('the request path has invalid percent-encoding')],
+  ['FST_ERR_MAX_PARAM_LENGTH', () => new BadRequestError('a path parameter is longer than 2048 characters')],
+])
+
+/**
+ * What to answer for `err`, thrown while handling `request`. A 5xx comes out only for errors that are
+ * neither in the catalogue nor a known client error: bugs.
+ */
+export function toHttpError(err: unknown, request: FastifyRequest): HttpError {
+  if (err instanceof HttpError) return err
+  if (!(err instanceof Error)) return new InternalError()
+  const e = err as FastifyError
+  // The model's ValidationError (matched by name, see src/model/errors.ts).
+  if (e.name === 'ValidationError' && typeof (e as { field?: unknown }).field === 'string') {
+    return new RequestValidationError(e.message, (e as unknown as { field: string }).field)
+  }
+  if (e.validation !== undefined && e.validationContext !== undefined) {
+    const { message, field } = validationMessage(e.validation, e.validationContext, request)
+    return new RequestValidationError(message, field)
+  }
+  const known = e.code === undefined ? undefined : FASTIFY_ERRORS.get(e.code)
+  if (known !== undefined) return known(request)
+  // Any other client error Fastify raises: a 400 with Fastify's message.
+  if (
+    typeof e.statusCode === 'number' &&
+    e.statusCode >= 400 &&
+    e.statusCode < 500 &&
+    e.code?.startsWith('FST_')
+  ) {
+    return new BadRequestError(e.message)
+  }
+  return new InternalError()
+}
+
+/** The part of a Fastify reply `sendError` uses (any route's typed reply has it). */
+interface ErrorReply {
+  code(statusCode: number): ErrorReply
+  headers(values: Record<string, string>): ErrorReply
+  type(contentType: string): ErrorReply
+  send(payload: string): unknown
+}
+
+/** Answers `error`: its status, its headers, and the body `{"error": "<message>"}`. */
+export function sendError(reply: unknown, error: HttpError): void {
+  ;(reply as ErrorReply)
+    .code(error.statusCode)
+    .headers(error.headers)
+    .type('application/json')
+    .send(JSON.stringify({ error: error.message }))
+}
+
+function shorten(s: string): string {
+  return s.length > 200 ? `${s.slice(0, 200)}…` : s
+}

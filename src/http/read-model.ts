@@ -1,0 +1,134 @@
+import type { Static } from '@sinclair/typebox'
+import { normalisePath } from '../model/address.ts'
+import type { Instance, Node } from '../model/index.ts'
+import type { Change } from '../replica/change.ts'
+import type { InstanceFilter } from '../replica/indexes.ts'
+import type { Replica } from '../replica/replica.ts'
+import { type HttpLiveness, LIVENESS_EVENTS, LivenessOverlay, type NodeView } from './liveness-overlay.ts'
+import { ResponseCache, type ResponseCacheInit } from './response-cache.ts'
+import type { InstanceQuerySchema } from './schemas.ts'
+
+export type InstanceQuery = Static<typeof InstanceQuerySchema>
+
+export interface ReadModelComponents {
+  replica: Replica
+  liveness?: HttpLiveness | undefined
+}
+
+/** The query parameters in key order: the cache key lists their values in this order. */
+const QUERY_KEYS = [
+  'id',
+  'slug',
+  'url',
+  'host',
+  'ip',
+  'scheme',
+  'path',
+  'deploymentId',
+  'tag',
+  'status',
+] as const
+
+/**
+ * What the read routes answer, built from the replica and the liveness view. List answers are
+ * serialized once per change, not once per request: the bytes of an instance lookup are cached per
+ * normalized query (bounded LRU, `ResponseCache`) and the definition list is cached whole; both are
+ * dropped when the replica announces a change of that kind, or when a liveness transition changes
+ * which nodes are unreachable (their instances are answered as `Unreachable`).
+ *
+ * Node answers are not cached: their `lastHeartbeat` moves with every beat heard, which the replica
+ * does not announce, and the node list is small.
+ */
+export class ReadModel {
+  readonly instanceAnswers: ResponseCache
+  readonly #replica: Replica
+  readonly #liveness: HttpLiveness | undefined
+  readonly #overlay: LivenessOverlay
+  #definitionsAnswer: Buffer | undefined
+
+  constructor(init: ResponseCacheInit, components: ReadModelComponents) {
+    this.instanceAnswers = new ResponseCache(init)
+    this.#replica = components.replica
+    this.#liveness = components.liveness
+    this.#overlay = new LivenessOverlay(components.liveness)
+    this.#overlay.refresh(this.#replica.nodes())
+    this.#replica.on('change', this.#onChange)
+    for (const event of LIVENESS_EVENTS) this.#liveness?.on(event, this.#onLiveness)
+  }
+
+  /** Stops listening to the replica and the liveness component. */
+  close(): void {
+    this.#replica.off('change', this.#onChange)
+    for (const event of LIVENESS_EVENTS) this.#liveness?.off?.(event, this.#onLiveness)
+  }
+
+  /** `{"instances": [...]}` for a validated query, as bytes. */
+  instancesAnswer(query: InstanceQuery): Buffer {
+    const filter: InstanceFilter = { ...query }
+    // Normalised as the model normalises stored instances, so `scheme=HTTP` and `path=api` match.
+    if (filter.scheme !== undefined) filter.scheme = filter.scheme.toLowerCase()
+    let pathless = false
+    if (filter.path !== undefined) {
+      filter.path = normalisePath(filter.path)
+      pathless = filter.path === undefined // `path=` or `path=/`: instances without a path
+    }
+    let key = ''
+    for (const name of QUERY_KEYS) {
+      const value = name === 'path' && pathless ? '/' : filter[name]
+      key += value === undefined ? '&' : `${encodeURIComponent(value)}&`
+    }
+    return this.instanceAnswers.get(key, () => this.#buildInstances(filter, pathless))
+  }
+
+  /** `{"definitions": [...]}` as bytes. */
+  definitionsAnswer(): Buffer {
+    this.#definitionsAnswer ??= Buffer.from(`{"definitions":${JSON.stringify(this.#replica.definitions())}}`)
+    return this.#definitionsAnswer
+  }
+
+  /** Nodes by id (every node when `ids` is absent or empty), ordered by id. */
+  nodes(ids?: readonly string[]): NodeView[] {
+    return this.#replica.nodes(ids).map((node) => this.#overlay.node(node))
+  }
+
+  node(id: string): NodeView | undefined {
+    const node = this.#replica.get('node', id)
+    return node === undefined ? undefined : this.#overlay.node(node)
+  }
+
+  /** What to answer for a node with no record yet (this agent before its first heartbeat write). */
+  unrecordedNode(id: string, url: string): NodeView {
+    return this.#overlay.node({ id, url } as Node)
+  }
+
+  #buildInstances(filter: InstanceFilter, pathless: boolean): Buffer {
+    const { status, ...rest } = filter
+    let list: readonly Instance[]
+    if (this.#overlay.unreachableUrls.size === 0) {
+      list = this.#replica.instances(filter)
+    } else {
+      // Status is filtered as answered, after the overlay.
+      list = this.#replica.instances(rest).map((i) => this.#overlay.instance(i))
+      if (status !== undefined) list = list.filter((i) => i.status === status)
+    }
+    if (pathless) list = list.filter((i) => i.path === undefined)
+    return Buffer.from(`{"instances":${JSON.stringify(list)}}`)
+  }
+
+  readonly #onChange = (changes: Change[]): void => {
+    let instances = false
+    let nodes = false
+    for (const change of changes) {
+      if (change.kind === 'instance') instances = true
+      else if (change.kind === 'definition') this.#definitionsAnswer = undefined
+      else nodes = true
+    }
+    // A node record that appears, goes or changes URL can change which instances are unreachable.
+    if (nodes && this.#overlay.refresh(this.#replica.nodes())) instances = true
+    if (instances) this.instanceAnswers.clear()
+  }
+
+  readonly #onLiveness = (): void => {
+    if (this.#overlay.refresh(this.#replica.nodes())) this.instanceAnswers.clear()
+  }
+}

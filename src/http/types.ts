@@ -1,0 +1,28 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { FastifyBaseLogger, FastifyInstance, RawServerDefault } from 'fastify'
+import type { Replica } from '../replica/replica.ts'
+import type { ReadModel } from './read-model.ts'
+
+/** The Fastify instance the routes are registered on: TypeBox schemas type the requests. */
+export type RegistryApp = FastifyInstance<
+  RawServerDefault,
+  IncomingMessage,
+  ServerResponse,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>
+
+/** This agent's identity, as the API reports and defaults it. */
+export interface SelfIdentity {
+  nodeId: string
+  /** Default `nodeUrl` of instances registered here; answered by `GET /registry-svc/node/self`. */
+  selfUrl: string
+}
+
+/** What the route modules use. */
+export interface RouteDeps {
+  replica: Replica
+  self: SelfIdentity
+  read: ReadModel
+}
