@@ -45,37 +45,27 @@ export function instancesCommand(): Command {
 
   instances
     .command('register')
-    .description('Register an instance by --url, or by --scheme, --host or --ip, --port and --path.')
+    .description('Register an instance by its address, or by --scheme, --host or --ip, --port and --path.')
+    // A positional address, because --url (before the command) names the agent to talk to.
+    .argument('[address]', 'full address of the instance, e.g. http://10.0.0.5:8080/api')
     .requiredOption('--slug <slug>', 'owning service slug (the lookup key)')
-    .option('--url <url>', 'full address, e.g. http://10.0.0.5:8080/api')
-    .option('--scheme <scheme>', 'URL scheme when --url is not given')
-    .option('--host <host>', 'host name when --url is not given')
-    .option('--ip <ip>', 'IP address when --url is not given')
-    .option('--port <port>', 'port when --url is not given', (value) => {
+    .option('--scheme <scheme>', 'URL scheme when no address is given')
+    .option('--host <host>', 'host name when no address is given')
+    .option('--ip <ip>', 'IP address when no address is given')
+    .option('--port <port>', 'port when no address is given', (value) => {
       const port = Number(value)
       if (!Number.isInteger(port) || port < 1 || port > 65535)
         throw new InvalidArgumentError('must be an integer from 1 to 65535.')
       return port
     })
-    .option('--path <path>', 'URL path when --url is not given')
+    .option('--path <path>', 'URL path when no address is given')
     .option('--id <id>', 'instance id (default: derived from the URL)')
     .option('--deployment-id <id>', 'deployment this instance belongs to')
     .option('--node-url <url>', 'URL of the node it runs on (default: the agent)')
     .option('--tag <tag>', 'a tag; repeat for more', (tag: string, tags: string[] = []) => [...tags, tag])
-    .action(async (options: Record<string, unknown>, command: Command) => {
-      const body: Record<string, unknown> = {}
-      for (const key of [
-        'slug',
-        'url',
-        'scheme',
-        'host',
-        'ip',
-        'port',
-        'path',
-        'id',
-        'deploymentId',
-        'nodeUrl',
-      ]) {
+    .action(async (address: string | undefined, options: Record<string, unknown>, command: Command) => {
+      const body: Record<string, unknown> = address === undefined ? {} : { url: address }
+      for (const key of ['slug', 'scheme', 'host', 'ip', 'port', 'path', 'id', 'deploymentId', 'nodeUrl']) {
         if (options[key] !== undefined) body[key] = options[key]
       }
       if (options.tag !== undefined) body.tags = options.tag

@@ -17,7 +17,7 @@ export function operationRoutes(app: RegistryApp, { replica, self }: RouteDeps, 
       },
     },
     (_request, reply) => {
-      reply.send({ status: 'ok' as const, nodeId: self.nodeId, ...replica.counts() })
+      reply.send({ status: 'ok' as const, nodeId: self.nodeId, digest: replica.digest(), ...replica.counts() })
     },
   )
 

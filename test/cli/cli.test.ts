@@ -1,0 +1,200 @@
+import { execFile } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
+import { type AddressInfo, createServer } from 'node:net'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { withTempDir } from '../replica/fixtures.ts'
+import { BIN, startAgentUp } from '../support/process-agent.ts'
+
+interface Run {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** Runs the real `p2p-registry` binary. */
+function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
+    })
+  })
+}
+
+/** A port nothing listens on: bound once by us, then released. */
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+const SEED_YAML = `id: test-a
+image:
+  name: hashicorp/http-echo
+  port: 8080
+hostPort: 8887
+---
+id: test-b
+repository:
+  url: https://github.com/1backend/1backend.git
+  containerFile: server/docker/Dockerfile
+hostPort: 9998
+`
+
+describe('p2p-registry CLI against a running agent', () => {
+  let agent: Awaited<ReturnType<typeof startAgentUp>>
+  let dir: string
+  let release: () => void
+  let done: Promise<void>
+  const run = (...args: string[]) => cli(['--url', agent.url, ...args])
+
+  beforeAll(async () => {
+    const ready = Promise.withResolvers<void>()
+    const finished = Promise.withResolvers<void>()
+    release = finished.resolve
+    done = withTempDir(async (tmp) => {
+      dir = tmp
+      agent = await startAgentUp({
+        OB_DATA_DIR: join(tmp, 'data'),
+        OB_NODE_ID: 'cli-node',
+        OB_SELF_URL: 'http://cli-node:11337',
+      })
+      ready.resolve()
+      await finished.promise
+      agent.child.kill('SIGTERM')
+      await agent.exited()
+    })
+    await ready.promise
+  })
+
+  afterAll(async () => {
+    release()
+    await done
+  })
+
+  it('lists nodes as an aligned table with a relative heartbeat, and as JSON', async () => {
+    const table = await run('nodes', 'list')
+    expect(table.code).toBe(0)
+    const [header, row] = table.stdout.split('\n')
+    expect(header).toMatch(/^NODE ID {3,}URL {3,}LAST HEARTBEAT {3}LIVENESS$/)
+    expect(row).toMatch(/^cli-node {3,}http:\/\/cli-node:11337 {3,}\d+s ago {3,}\S+/)
+    // Columns line up: URL starts at the same offset in header and row.
+    expect(row!.indexOf('http://')).toBe(header!.indexOf('URL'))
+    const json = await run('nodes', 'list', '--json')
+    expect(JSON.parse(json.stdout)[0]).toMatchObject({ id: 'cli-node', url: 'http://cli-node:11337' })
+  })
+
+  it('registers, lists with filters, and removes instances', async () => {
+    expect((await run('instances', 'register', 'http://10.0.0.1:8080', '--slug', 'user-svc')).code).toBe(0)
+    const parts = await run(
+      'instances',
+      'register',
+      '--slug',
+      'user-svc',
+      '--scheme',
+      'http',
+      '--ip',
+      '10.0.0.2',
+      '--port',
+      '8080',
+      '--tag',
+      'blue',
+      '--tag',
+      'canary',
+    )
+    expect(parts).toMatchObject({ code: 0, stdout: 'registered instance of user-svc\n' })
+    await run('instances', 'register', 'http://10.0.0.3:25', '--slug', 'mail-svc')
+
+    const table = await run('instances', 'list', '--slug', 'user-svc')
+    expect(table.stdout.split('\n')[0]).toMatch(/^ID {3,}SLUG {3,}URL {3,}STATUS {3,}LAST HEARTBEAT$/)
+    expect(table.stdout).toContain('http://10.0.0.1:8080')
+    expect(table.stdout).toContain('http://10.0.0.2:8080')
+    expect(table.stdout).not.toContain('mail-svc')
+
+    const tagged = JSON.parse((await run('instances', 'list', '--tag', 'canary', '--json')).stdout) as Array<{
+      id: string
+      url: string
+    }>
+    expect(tagged.map((i) => i.url)).toEqual(['http://10.0.0.2:8080'])
+
+    expect(await run('instances', 'remove', tagged[0]!.id)).toMatchObject({ code: 0 })
+    const after = JSON.parse(
+      (await run('instances', 'list', '--slug', 'user-svc', '--json')).stdout,
+    ) as unknown[]
+    expect(after).toHaveLength(1)
+  })
+
+  it('saves definitions from the YAML and JSON seed examples, lists and deletes them', async () => {
+    const yamlFile = join(dir, 'defs.yaml')
+    await writeFile(yamlFile, SEED_YAML)
+    expect(await run('definitions', 'save', yamlFile)).toMatchObject({
+      code: 0,
+      stdout: 'saved definition test-a\nsaved definition test-b\n',
+    })
+    const jsonFile = join(dir, 'def.json')
+    await writeFile(
+      jsonFile,
+      JSON.stringify({ id: 'test-c', image: { name: 'nginx:latest', port: 80 }, hostPort: 8080 }),
+    )
+    expect((await run('definitions', 'save', jsonFile)).code).toBe(0)
+    const list = await run('definitions', 'list')
+    expect(list.stdout).toMatch(/^ID {3,}SOURCE {3,}PORTS$/m)
+    expect(list.stdout).toMatch(/^test-a {3,}hashicorp\/http-echo {3,}8887:8080$/m)
+    expect(list.stdout).toMatch(/^test-c {3,}nginx:latest {3,}8080:80$/m)
+    expect(await run('definitions', 'delete', 'test-c')).toMatchObject({
+      code: 0,
+      stdout: 'deleted definition test-c\n',
+    })
+    expect(
+      JSON.parse((await run('definitions', 'list', '--json')).stdout).map((d: { id: string }) => d.id),
+    ).toEqual(['test-a', 'test-b'])
+  })
+
+  it('prints one clear line and exits non-zero on errors, saving nothing', async () => {
+    const badFile = join(dir, 'bad.yaml')
+    await writeFile(badFile, 'id: broken\nimage:\n  port: 80\n')
+    const bad = await run('definitions', 'save', badFile)
+    expect(bad).toMatchObject({ code: 1, stdout: '' })
+    expect(bad.stderr).toBe(`p2p-registry: ${badFile}: definition.image.name is required\n`)
+    expect(
+      JSON.parse((await run('definitions', 'list', '--json')).stdout).some(
+        (d: { id: string }) => d.id === 'broken',
+      ),
+    ).toBe(false)
+
+    expect(await run('definitions', 'save', join(dir, 'missing.yaml'))).toMatchObject({
+      code: 1,
+      stderr: `p2p-registry: cannot read ${join(dir, 'missing.yaml')}: ENOENT\n`,
+    })
+    const notFound = await run('instances', 'remove', 'nope')
+    expect(notFound.code).toBe(1)
+    expect(notFound.stderr).toMatch(/^p2p-registry: instance "nope" not found \(HTTP 404\)\n$/)
+    const closed = await freePort()
+    const unreachable = await cli(['--url', `http://127.0.0.1:${closed}`, 'nodes', 'list'])
+    expect(unreachable).toMatchObject({
+      code: 1,
+      stderr: `p2p-registry: cannot reach the agent at http://127.0.0.1:${closed}: ECONNREFUSED\n`,
+    })
+    const badPort = await run('instances', 'register', '--slug', 's', '--port', '70000')
+    expect(badPort.code).not.toBe(0)
+    expect(badPort.stderr).toContain("option '--port <port>' argument '70000' is invalid")
+  })
+
+  it('reads the agent URL from OB_URL and has --help on every command', async () => {
+    const viaEnv = await cli(['nodes', 'list', '--json'], { OB_URL: agent.url })
+    expect(viaEnv.code).toBe(0)
+    for (const command of [
+      [],
+      ['agent'],
+      ['nodes', 'list'],
+      ['instances', 'register'],
+      ['definitions', 'save'],
+    ]) {
+      const help = await cli([...command, '--help'])
+      expect(help.code, command.join(' ')).toBe(0)
+      expect(help.stdout).toMatch(/^Usage: p2p-registry/)
+    }
+  })
+})
