@@ -195,7 +195,9 @@ export const HealthSchema = Type.Object(
   {
     status: Type.Literal('ok'),
     nodeId: Type.String(),
-    digest: Type.String({ description: 'Hex digest of the whole replica: equal on two agents exactly when their states are' }),
+    digest: Type.String({
+      description: 'Hex digest of the whole replica: equal on two agents exactly when their states are',
+    }),
     definitions: Type.Integer(),
     instances: Type.Integer(),
     nodes: Type.Integer(),

@@ -17,7 +17,12 @@ export function operationRoutes(app: RegistryApp, { replica, self }: RouteDeps, 
       },
     },
     (_request, reply) => {
-      reply.send({ status: 'ok' as const, nodeId: self.nodeId, digest: replica.digest(), ...replica.counts() })
+      reply.send({
+        status: 'ok' as const,
+        nodeId: self.nodeId,
+        digest: replica.digest(),
+        ...replica.counts(),
+      })
     },
   )
 
