@@ -36,6 +36,8 @@ export function entryHash(key: string, encoded: string): Buffer {
 export class DigestTree {
   /** LEAF_COUNT consecutive 32-byte leaf digests. */
   readonly #leaves = new Uint32Array(LEAF_COUNT * WORDS)
+  /** The root, kept until the next change: heartbeats read it every beat. */
+  #root: string | undefined
 
   /** Adds an entry, or removes it again: XOR is its own inverse. */
   toggle(key: string, encoded: string): void {
@@ -43,10 +45,12 @@ export class DigestTree {
     const words = new Uint32Array(hash.buffer, hash.byteOffset, WORDS)
     const base = leafOf(key) * WORDS
     for (let i = 0; i < WORDS; i++) this.#leaves[base + i]! ^= words[i]!
+    this.#root = undefined
   }
 
   clear(): void {
     this.#leaves.fill(0)
+    this.#root = undefined
   }
 
   /**
@@ -75,6 +79,7 @@ export class DigestTree {
 
   /** Hex digest of the whole replica. */
   root(): string {
-    return this.node(0, 0).toString('hex')
+    this.#root ??= this.node(0, 0).toString('hex')
+    return this.#root
   }
 }
