@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, listen } from '../http/index.ts'
-import { FailureDetector, Heartbeat } from '../liveness/index.ts'
+import { FailureDetector, Heartbeat, InstanceProber } from '../liveness/index.ts'
 import { Discovery } from '../p2p/discovery.ts'
 import { Gossip } from '../p2p/gossip.ts'
 import { createP2PNode, type RegistryLibp2p } from '../p2p/libp2p-node.ts'
@@ -29,6 +29,7 @@ export interface Agent {
   readonly sync: AntiEntropy
   readonly heartbeat: Heartbeat
   readonly detector: FailureDetector
+  readonly prober: InstanceProber
   readonly http: FastifyInstance
   /** Where the HTTP API listens (the bound port when configured with port 0). */
   readonly httpUrl: string
@@ -85,6 +86,8 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     { heartbeatIntervalMs: config.heartbeatIntervalMs },
     { libp2p, replica, log: log.child({ unit: 'failure-detector' }), nodeId },
   )
+  // Only this agent probes the instances whose nodeUrl is its URL: N agents never probe one instance N times.
+  const prober = new InstanceProber({}, { replica, log: log.child({ unit: 'instance-probe' }), selfUrl })
   // A peer whose beats carry another digest than ours holds changes we lack (or lacks ours): sync now
   // rather than at the next periodic round. Only once writes have settled: while changes are still
   // flowing, digests differ for a moment everywhere, gossip is delivering them, and a sync per beat
@@ -102,6 +105,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
   await sync.start()
   detector.start()
   await heartbeat.start()
+  prober.start()
   discovery.start()
 
   const http = await buildApp(
@@ -152,12 +156,14 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     sync,
     heartbeat,
     detector,
+    prober,
     http,
     httpUrl,
     stop() {
       stopping ??= (async () => {
         clearInterval(purge)
         await http.close()
+        await prober.stop()
         await heartbeat.stop()
         detector.stop()
         discovery.stop()

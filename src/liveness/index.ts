@@ -1,7 +1,8 @@
 /**
  * Liveness: this node's heartbeat (beats + its node record) and the failure detector that turns
  * other nodes' silence into `suspect` / `unreachable`. See heartbeat.ts, failure-detector.ts and
- * liveness-state.ts (thresholds and detection time).
+ * liveness-state.ts (thresholds and detection time). Plus health probes of the instances this node
+ * owns (instance-probe.ts, tcp-probe.ts).
  */
 export {
   type Beat,
@@ -41,6 +42,25 @@ export {
   type RecordReason,
 } from './heartbeat.ts'
 export {
+  DEFAULT_DEGRADED_AFTER_MS,
+  DEFAULT_PROBE_CONCURRENCY,
+  DEFAULT_PROBE_INTERVAL_MS,
+  DEFAULT_PROBE_TIMEOUT_MS,
+  DEFAULT_STATUS_REFRESH_MS,
+  type InstanceProbeResult,
+  InstanceProber,
+  type InstanceProberComponents,
+  type InstanceProberEvents,
+  type InstanceProberInit,
+  type InstanceProberStats,
+  type InstanceStatusChange,
+  instanceProber,
+  normaliseNodeUrl,
+  PROBE_STATUSES,
+  type ProbeStatus,
+  type SettleOutcome,
+} from './instance-probe.ts'
+export {
   classify,
   type LivenessStatus,
   type LivenessThresholds,
@@ -55,6 +75,16 @@ export {
   type NodeSelf,
 } from './node-record.ts'
 export { type GpuInfo, parseNvidiaSmi } from './nvidia-smi.ts'
+export {
+  DEFAULT_PROBE_PORTS,
+  type ProbeTarget,
+  probeTargetOf,
+  type TcpProbe,
+  type TcpProbeOptions,
+  type TcpProbeResult,
+  targetKey,
+  tcpProbe,
+} from './tcp-probe.ts'
 export {
   type NodeUsage,
   ResourceSampler,

@@ -280,7 +280,12 @@ describe('nodes and operations', () => {
   it('GET /healthz answers ok with the node id, replica digest and counts', async () => {
     const answer = await s.call('GET', '/healthz')
     expect(answer.status).toBe(200)
-    expect(answer.json).toEqual({ status: 'ok', nodeId: NODE_ID, digest: s.replica.digest(), ...s.replica.counts() })
+    expect(answer.json).toEqual({
+      status: 'ok',
+      nodeId: NODE_ID,
+      digest: s.replica.digest(),
+      ...s.replica.counts(),
+    })
   })
 
   it('answers an unknown path 404 and a known path with another method 405 with Allow', async () => {

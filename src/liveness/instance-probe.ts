@@ -1,0 +1,521 @@
+import { EventEmitter } from 'node:events'
+import type { LookupFunction } from 'node:net'
+import { performance } from 'node:perf_hooks'
+import type { Logger } from '../agent/logger.ts'
+import type { Instance, InstanceStatus } from '../model/index.ts'
+import type { Change } from '../replica/change.ts'
+import type { Replica } from '../replica/replica.ts'
+import { assertPositiveMs, LivenessConfigError } from './errors.ts'
+import { jittered } from './jitter.ts'
+import { type ProbeTarget, probeTargetOf, type TcpProbe, targetKey, tcpProbe } from './tcp-probe.ts'
+
+export const DEFAULT_PROBE_INTERVAL_MS = 5000
+export const DEFAULT_PROBE_TIMEOUT_MS = 2000
+export const DEFAULT_DEGRADED_AFTER_MS = 500
+export const DEFAULT_STATUS_REFRESH_MS = 60_000
+export const DEFAULT_PROBE_CONCURRENCY = 16
+
+export interface InstanceProberInit {
+  /**
+   * Time between two probes of one owned instance, ms (each ±10%, counted from the end of the last
+   * probe, so a slow instance is never probed twice at once). At start the first probes are spread
+   * evenly over one interval; an instance that appears (or is re-registered, status `Unknown`) is
+   * probed at once. Sets how long a dead instance can still be answered as Healthy.
+   * @default 5000
+   */
+  intervalMs?: number
+  /**
+   * Deadline of one probe (name resolution + TCP handshake), ms. Past it the instance is
+   * `Unreachable` ("no answer within … ms"). Keep it below `intervalMs`.
+   * @default 2000
+   */
+  timeoutMs?: number
+  /**
+   * A connect that succeeds but takes longer than this, ms, makes the instance `Degraded`. 0 marks
+   * every instance that answers at all as Degraded (only useful in tests).
+   * @default 500
+   */
+  degradedAfterMs?: number
+  /**
+   * How old the stored `lastHeartbeat` may get while the status stays the same, ms: a probe finding it
+   * older rewrites status + lastHeartbeat. Each write is gossiped to and stored by every replica, so
+   * this keeps a cluster-wide write per instance per refresh instead of one per probe, while
+   * `lastHeartbeat` still says "probed by its owner within the last minute or so".
+   * @default 60000
+   */
+  refreshMs?: number
+  /**
+   * Most probes in flight at once (each holds a socket and a timer). Probes that fall due beyond it
+   * wait in a queue, so a node owning thousands of instances opens at most this many connections.
+   * @default 16
+   */
+  concurrency?: number
+}
+
+export interface InstanceProberComponents {
+  /** Where owned instances are found and their status is written (and then gossiped by the agent). */
+  replica: Pick<Replica, 'instances' | 'get' | 'put' | 'remove' | 'on' | 'off'>
+  log: Logger
+  /** This agent's URL (`OB_SELF_URL`): the instances whose `nodeUrl` is this URL are ours to probe. */
+  selfUrl: string
+  /** Monotonic ms clock that times each connect; tests hand in a stepping fake. @default performance.now */
+  now?: () => number
+  /** Host name resolution for probes. @default dns.lookup */
+  lookup?: LookupFunction
+}
+
+/** A status a probe can find (`Unknown` is only ever set by registration). */
+export type ProbeStatus = Exclude<InstanceStatus, 'Unknown'>
+export const PROBE_STATUSES: readonly ProbeStatus[] = ['Healthy', 'Degraded', 'Unreachable', 'Error']
+
+/**
+ * What happened to a probe result. Doubles as a log field and a metric label.
+ * - `changed`: status or details differ from the stored record, so it was written.
+ * - `refresh`: same status, but the stored `lastHeartbeat` was older than `refreshMs`; written.
+ * - `unchanged`: same status and a recent `lastHeartbeat`; nothing written.
+ * - `gone`: the instance was deleted while it was probed; nothing written (no resurrection).
+ * - `disowned`: the instance moved to another node while it was probed; nothing written.
+ * - `moved`: its address changed while it was probed; nothing written, probed again at once.
+ */
+export type SettleOutcome = 'changed' | 'refresh' | 'unchanged' | 'gone' | 'disowned' | 'moved'
+
+export interface InstanceProbeResult {
+  id: string
+  status: ProbeStatus
+  /** Connect time (or time to failure), ms; 0 for `Error`. */
+  ms: number
+  details?: string
+}
+
+export interface InstanceStatusChange {
+  id: string
+  status: ProbeStatus
+  previous: InstanceStatus
+  details?: string
+}
+
+export interface InstanceProberEvents {
+  /** A probe finished (emitted before its result is compared with the replica and maybe written). */
+  probe: [result: InstanceProbeResult]
+  /** A write that changed an instance's status is durable. */
+  status: [change: InstanceStatusChange]
+  /** An instance record was written (status, details, lastHeartbeat) and is durable. */
+  write: [instance: Instance, reason: 'changed' | 'refresh']
+}
+
+export interface InstanceProberStats {
+  /** Probes finished. */
+  probes: number
+  /** Probes finished, by the status they found. */
+  outcomes: Record<ProbeStatus, number>
+  /** Probe results, by what was done with them (`changed` + `refresh` are the writes). */
+  settled: Record<SettleOutcome, number>
+  /** Instance records written (status changes + refreshes). */
+  writes: number
+  /** Writes that failed (logged). */
+  writeErrors: number
+  /**
+   * Writes that raced a delete or another write of the same instance and were undone right after
+   * (see `InstanceProber`): the delete or the other write is re-applied on top.
+   */
+  undone: number
+}
+
+/** One owned instance being probed. Replaced (not reused) when the instance is untracked and back. */
+interface Target {
+  readonly id: string
+  state: 'scheduled' | 'queued' | 'probing' | 'writing'
+  timer: ReturnType<typeof setTimeout> | undefined
+  probe: TcpProbe | undefined
+}
+
+/** Our write of an instance, between the re-read that justified it and its change event. */
+interface PendingWrite {
+  readonly record: Instance
+  applied: boolean
+  /** The last change of the same instance merged after our re-read and before our write. */
+  intervening: Change | undefined
+}
+
+/** Bound on the nodeUrl → owned cache (distinct node URLs; cleared when full). */
+const MAX_CACHED_NODE_URLS = 4096
+
+/**
+ * The canonical form of a node URL for comparisons: WHATWG normalisation (case of scheme and host,
+ * default port dropped), no fragment, no trailing `/`. `http://Node-A:80/` and `http://node-a` match.
+ */
+export function normaliseNodeUrl(url: string): string {
+  const u = URL.parse(url.trim())
+  if (u === null) return url.trim().replace(/\/+$/, '')
+  u.hash = ''
+  return u.href.replace(/\/+$/, '')
+}
+
+/**
+ * Probes the instances this agent owns (`nodeUrl` is our URL, like 1Backend: N agents do not probe
+ * an instance N times) with a TCP connect, and writes what it finds through the replica:
+ * `Healthy` (connected within `degradedAfterMs`), `Degraded` (connected, slowly), `Unreachable`
+ * (refused, timed out, name not resolved; `details` says which), `Error` (no usable host or port).
+ *
+ * Writes are rare: a probe result is written only when status or details differ from the stored
+ * record, or when its `lastHeartbeat` is older than `refreshMs`. Details are stable sentences (no
+ * timings), so a steady instance costs one write per refresh, whatever the probe interval.
+ *
+ * The set of owned instances follows the replica: an initial scan, then its `change` events (new,
+ * deleted, re-homed instances). Before writing, the instance is read again: deleted → nothing is
+ * written; moved to another node or to another address → nothing is written. A delete that merges
+ * in the short window between that re-read and our write (the replica runs writes one at a time)
+ * would be overwritten by our newer version; the prober watches for exactly that and deletes the
+ * instance again at once (a racing write of the instance is likewise put back on top of ours).
+ */
+export class InstanceProber extends EventEmitter<InstanceProberEvents> {
+  readonly intervalMs: number
+  readonly timeoutMs: number
+  readonly degradedAfterMs: number
+  readonly refreshMs: number
+  readonly concurrency: number
+  readonly stats: InstanceProberStats = {
+    probes: 0,
+    outcomes: { Healthy: 0, Degraded: 0, Unreachable: 0, Error: 0 },
+    settled: { changed: 0, refresh: 0, unchanged: 0, gone: 0, disowned: 0, moved: 0 },
+    writes: 0,
+    writeErrors: 0,
+    undone: 0,
+  }
+  readonly #components: InstanceProberComponents
+  readonly #log: Logger
+  readonly #self: string
+  readonly #now: () => number
+  readonly #targets = new Map<string, Target>()
+  readonly #queue: Target[] = []
+  readonly #pendingWrites = new Map<string, PendingWrite>()
+  /** Probe results and writes in flight, awaited by `stop`. */
+  readonly #work = new Set<Promise<void>>()
+  /** nodeUrl → whether it is ours; one entry per node URL seen, so owning is not a URL parse per call. */
+  readonly #ownedUrls = new Map<string, boolean>()
+  #inFlight = 0
+  #running = false
+  #listening = false
+
+  constructor(init: InstanceProberInit, components: InstanceProberComponents) {
+    super()
+    this.intervalMs = assertPositiveMs('intervalMs', init.intervalMs ?? DEFAULT_PROBE_INTERVAL_MS)
+    this.timeoutMs = assertPositiveMs('timeoutMs', init.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS)
+    this.refreshMs = assertPositiveMs('refreshMs', init.refreshMs ?? DEFAULT_STATUS_REFRESH_MS)
+    const degraded = init.degradedAfterMs ?? DEFAULT_DEGRADED_AFTER_MS
+    if (!Number.isFinite(degraded) || degraded < 0) {
+      throw new LivenessConfigError('degradedAfterMs', `must be 0 or more milliseconds, got ${degraded}`)
+    }
+    this.degradedAfterMs = degraded
+    const concurrency = init.concurrency ?? DEFAULT_PROBE_CONCURRENCY
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new LivenessConfigError('concurrency', `must be a positive integer, got ${concurrency}`)
+    }
+    this.concurrency = concurrency
+    this.#components = components
+    this.#log = components.log
+    this.#self = normaliseNodeUrl(components.selfUrl)
+    this.#now = components.now ?? (() => performance.now())
+  }
+
+  get isStarted(): boolean {
+    return this.#running
+  }
+
+  /** Owned instances being tracked. */
+  get tracked(): number {
+    return this.#targets.size
+  }
+
+  /** Probes with a socket open right now. */
+  get inFlight(): number {
+    return this.#inFlight
+  }
+
+  /** Whether an instance is ours to probe: its `nodeUrl` is our URL. */
+  owns(instance: Pick<Instance, 'nodeUrl'>): boolean {
+    const url = instance.nodeUrl
+    if (url === undefined) return false
+    let owned = this.#ownedUrls.get(url)
+    if (owned === undefined) {
+      if (this.#ownedUrls.size >= MAX_CACHED_NODE_URLS) this.#ownedUrls.clear()
+      owned = normaliseNodeUrl(url) === this.#self
+      this.#ownedUrls.set(url, owned)
+    }
+    return owned
+  }
+
+  /** Scans the replica for owned instances and schedules their probes, spread over one interval. Idempotent. */
+  start(): void {
+    if (this.#running) return
+    this.#running = true
+    if (!this.#listening) this.#components.replica.on('change', this.#onChange)
+    this.#listening = true
+    for (const instance of this.#components.replica.instances()) {
+      if (this.owns(instance)) this.#track(instance.id, Math.random() * this.intervalMs)
+    }
+    this.#log.debug({ owned: this.#targets.size, selfUrl: this.#self }, 'instance probes started')
+  }
+
+  /**
+   * Cancels every timer and probe (sockets destroyed and closed), waits for writes in flight (still
+   * watching the replica for a delete racing them), then forgets all state.
+   */
+  async stop(): Promise<void> {
+    this.#running = false
+    for (const target of [...this.#targets.values()]) this.#untrack(target)
+    this.#queue.length = 0
+    while (this.#work.size > 0) await Promise.allSettled([...this.#work])
+    if (this.#running) return // started again meanwhile
+    this.#components.replica.off('change', this.#onChange)
+    this.#listening = false
+    this.#pendingWrites.clear()
+    this.#ownedUrls.clear()
+  }
+
+  #track(id: string, delayMs: number): void {
+    if (this.#targets.has(id)) return
+    const target: Target = { id, state: 'scheduled', timer: undefined, probe: undefined }
+    this.#targets.set(id, target)
+    this.#schedule(target, delayMs)
+  }
+
+  #untrack(target: Target): void {
+    if (this.#targets.get(target.id) === target) this.#targets.delete(target.id)
+    clearTimeout(target.timer)
+    target.timer = undefined
+    target.probe?.cancel()
+    const queued = this.#queue.indexOf(target)
+    if (queued !== -1) this.#queue.splice(queued, 1)
+  }
+
+  #isCurrent(target: Target): boolean {
+    return this.#running && this.#targets.get(target.id) === target
+  }
+
+  #schedule(target: Target, delayMs: number): void {
+    if (!this.#isCurrent(target)) return
+    clearTimeout(target.timer)
+    target.state = 'scheduled'
+    target.timer = setTimeout(() => this.#due(target), Math.max(0, Math.round(delayMs)))
+  }
+
+  #due(target: Target): void {
+    target.timer = undefined
+    if (!this.#isCurrent(target)) return
+    if (this.#inFlight >= this.concurrency) {
+      target.state = 'queued'
+      this.#queue.push(target)
+      return
+    }
+    this.#guard(() => this.#probe(target))
+  }
+
+  /** Starts queued probes while there is room. */
+  #drain(): void {
+    while (this.#running && this.#inFlight < this.concurrency && this.#queue.length > 0) {
+      const target = this.#queue.shift()!
+      if (this.#isCurrent(target)) this.#guard(() => this.#probe(target))
+    }
+  }
+
+  #probe(target: Target): void {
+    const instance = this.#components.replica.get('instance', target.id)
+    if (instance === undefined || !this.owns(instance)) {
+      this.stats.settled[instance === undefined ? 'gone' : 'disowned']++
+      this.#untrack(target)
+      return
+    }
+    const address = probeTargetOf(instance)
+    if ('problem' in address) {
+      this.#settle(target, address, { id: target.id, status: 'Error', ms: 0, details: address.problem })
+      return
+    }
+    target.state = 'probing'
+    this.#inFlight++
+    const probe = tcpProbe(address, {
+      timeoutMs: this.timeoutMs,
+      now: this.#now,
+      lookup: this.#components.lookup,
+    })
+    target.probe = probe
+    this.#hold(
+      probe.result.then((r) => {
+        this.#inFlight--
+        target.probe = undefined
+        this.#drain()
+        if (!this.#isCurrent(target) || (!r.ok && r.cancelled)) return
+        const result: InstanceProbeResult = r.ok
+          ? r.ms > this.degradedAfterMs
+            ? {
+                id: target.id,
+                status: 'Degraded',
+                ms: r.ms,
+                details: `TCP connect took longer than ${this.degradedAfterMs} ms`,
+              }
+            : { id: target.id, status: 'Healthy', ms: r.ms }
+          : { id: target.id, status: 'Unreachable', ms: r.ms, details: r.reason }
+        this.#settle(target, address, result)
+      }),
+    )
+  }
+
+  /** Compares a result with the stored instance, writes it when due, then schedules the next probe. */
+  #settle(target: Target, probed: ProbeTarget | { problem: string }, result: InstanceProbeResult): void {
+    this.stats.probes++
+    this.stats.outcomes[result.status]++
+    this.#notify('probe', result)
+    if (!this.#isCurrent(target)) return
+    const current = this.#components.replica.get('instance', target.id)
+    if (current === undefined || !this.owns(current)) {
+      this.stats.settled[current === undefined ? 'gone' : 'disowned']++
+      this.#untrack(target)
+      return
+    }
+    const now = probeTargetOf(current)
+    if (!sameAddress(now, probed)) {
+      this.stats.settled.moved++
+      this.#schedule(target, 0)
+      return
+    }
+    if (this.#pendingWrites.has(target.id)) {
+      // An earlier tracking of this id is still writing (deleted and re-registered meanwhile): let it land.
+      this.#schedule(target, jittered(this.intervalMs))
+      return
+    }
+    const outcome = this.#decide(current, result)
+    this.stats.settled[outcome]++
+    if (outcome !== 'changed' && outcome !== 'refresh') {
+      this.#schedule(target, jittered(this.intervalMs))
+      return
+    }
+    target.state = 'writing'
+    this.#hold(
+      this.#write(current, result, outcome).finally(() => this.#schedule(target, jittered(this.intervalMs))),
+    )
+  }
+
+  #decide(current: Instance, result: InstanceProbeResult): 'changed' | 'refresh' | 'unchanged' {
+    if (current.status !== result.status || current.details !== result.details) return 'changed'
+    const age = Date.now() - Date.parse(current.lastHeartbeat ?? '')
+    // NaN (no or bad timestamp) and negative ages (our clock went back) refresh too.
+    return age >= 0 && age < this.refreshMs ? 'unchanged' : 'refresh'
+  }
+
+  async #write(current: Instance, result: InstanceProbeResult, reason: 'changed' | 'refresh'): Promise<void> {
+    const { details: _details, lastHeartbeat: _lastHeartbeat, ...rest } = current
+    const record: Instance = {
+      ...rest,
+      status: result.status,
+      ...(result.details === undefined ? {} : { details: result.details }),
+      lastHeartbeat: new Date().toISOString(),
+    }
+    const pending: PendingWrite = { record, applied: false, intervening: undefined }
+    this.#pendingWrites.set(record.id, pending)
+    try {
+      await this.#components.replica.put('instance', record)
+    } catch (err) {
+      this.stats.writeErrors++
+      this.#log.error({ err, instanceId: record.id }, 'cannot write instance status')
+      return
+    } finally {
+      if (this.#pendingWrites.get(record.id) === pending) this.#pendingWrites.delete(record.id)
+    }
+    if (pending.intervening !== undefined) {
+      await this.#undo(record.id, pending.intervening)
+      return
+    }
+    this.stats.writes++
+    this.#log.debug(
+      { instanceId: record.id, status: record.status, previous: current.status, reason },
+      'instance status written',
+    )
+    this.#notify('write', record, reason)
+    if (current.status !== record.status) {
+      const change: InstanceStatusChange = { id: record.id, status: result.status, previous: current.status }
+      if (result.details !== undefined) change.details = result.details
+      this.#notify('status', change)
+    }
+  }
+
+  /** Puts back the delete (or other write) that merged between our re-read and our write. */
+  async #undo(id: string, intervening: Change): Promise<void> {
+    this.stats.undone++
+    const deleted = intervening.value === null
+    this.#log.info(
+      { instanceId: id, source: intervening.version.node },
+      deleted
+        ? 'instance was deleted while its status was being written; deleting it again'
+        : 'instance was rewritten while its status was being written; putting that write back',
+    )
+    try {
+      if (deleted) await this.#components.replica.remove('instance', id)
+      else await this.#components.replica.put('instance', intervening.value as Instance)
+    } catch (err) {
+      this.#log.error({ err, instanceId: id }, 'cannot undo a racing instance status write')
+    }
+  }
+
+  /** Follows the replica: new owned instances are probed at once, deleted or re-homed ones dropped. */
+  #onChange = (changes: Change[]): void => {
+    for (const change of changes) {
+      if (change.kind !== 'instance') continue
+      const pending = this.#pendingWrites.get(change.id)
+      if (pending !== undefined && !pending.applied) {
+        if (change.value === pending.record) pending.applied = true
+        else pending.intervening = change
+      }
+      if (!this.#running) continue
+      const target = this.#targets.get(change.id)
+      const instance = change.value as Instance | null
+      if (instance === null || !this.owns(instance)) {
+        if (target !== undefined) this.#untrack(target)
+      } else if (target === undefined) {
+        this.#track(change.id, 0)
+      } else if (instance.status === 'Unknown' && target.state === 'scheduled') {
+        // Re-registered: answer with a real status soon rather than after a whole interval.
+        this.#schedule(target, 0)
+      }
+    }
+  }
+
+  /** Keeps a promise for `stop` to await until it settles; never lets it reject unhandled. */
+  #hold(work: Promise<void>): void {
+    const held = work
+      .catch((err: unknown) => this.#log.error({ err }, 'instance probe failed'))
+      .finally(() => {
+        this.#work.delete(held)
+      })
+    this.#work.add(held)
+  }
+
+  /** Runs timer work without letting an exception escape. */
+  #guard(run: () => void): void {
+    try {
+      run()
+    } catch (err) {
+      this.#log.error({ err }, 'instance probe failed')
+    }
+  }
+
+  /** Emits without letting a listener's exception escape into a timer or a write. */
+  #notify<K extends keyof InstanceProberEvents>(event: K, ...args: InstanceProberEvents[K]): void {
+    try {
+      ;(this.emit as (...a: unknown[]) => boolean).call(this, event, ...args)
+    } catch (err) {
+      this.#log.error({ err, event }, 'an instance probe listener threw')
+    }
+  }
+}
+
+function sameAddress(a: ProbeTarget | { problem: string }, b: ProbeTarget | { problem: string }): boolean {
+  if ('problem' in a || 'problem' in b) return 'problem' in a && 'problem' in b && a.problem === b.problem
+  return targetKey(a) === targetKey(b)
+}
+
+/** `instanceProber(init)(components)`: the factory form of `new InstanceProber(init, components)`. */
+export function instanceProber(
+  init: InstanceProberInit = {},
+): (components: InstanceProberComponents) => InstanceProber {
+  return (components) => new InstanceProber(init, components)
+}
