@@ -87,7 +87,10 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     { libp2p, replica, log: log.child({ unit: 'failure-detector' }), nodeId },
   )
   // Only this agent probes the instances whose nodeUrl is its URL: N agents never probe one instance N times.
-  const prober = new InstanceProber({}, { replica, log: log.child({ unit: 'instance-probe' }), selfUrl })
+  const prober = new InstanceProber(
+    { intervalMs: config.probeIntervalMs },
+    { replica, log: log.child({ unit: 'instance-probe' }), selfUrl },
+  )
   // A peer whose beats carry another digest than ours holds changes we lack (or lacks ours): sync now
   // rather than at the next periodic round. Only once writes have settled: while changes are still
   // flowing, digests differ for a moment everywhere, gossip is delivering them, and a sync per beat

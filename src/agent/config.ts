@@ -40,6 +40,8 @@ export interface AgentConfig {
   availabilityZone: string | undefined
   /** Region written into this node's record. @default none */
   region: string | undefined
+  /** How often this agent TCP-probes each instance it owns (nodeUrl = its URL), ms. @default 5000 */
+  probeIntervalMs: number
 }
 
 export class ConfigError extends Error {
@@ -252,6 +254,14 @@ export const OPTIONS = [
     default: 'none',
     description: "Region shown in this node's record.",
     parse: (raw) => optional(raw),
+  }),
+  option({
+    key: 'probeIntervalMs',
+    env: 'OB_PROBE_INTERVAL_MS',
+    flag: '--probe-interval-ms',
+    default: '5000',
+    description: 'How often the agent TCP-probes each instance registered on it (its nodeUrl).',
+    parse: integer(100, 3_600_000, 5000),
   }),
 ] as const
 
