@@ -54,7 +54,10 @@ async function spawnAgent(index: number, peers: string[]): Promise<Child> {
   // The compiled child (npm run build), so agents run as deployed: plain JS, no type stripping.
   const child = fork(new URL('../dist/scripts/cluster-child.js', import.meta.url).pathname, [], {
     // PROFILE_AGENT=i writes a CPU profile of agent i to ./profiles when it stops.
-    execArgv: ['--max-semi-space-size=2', ...(process.env.PROFILE_AGENT === String(index) ? ['--cpu-prof', '--cpu-prof-dir=profiles'] : [])],
+    execArgv: [
+      '--max-semi-space-size=2',
+      ...(process.env.PROFILE_AGENT === String(index) ? ['--cpu-prof', '--cpu-prof-dir=profiles'] : []),
+    ],
     env: {
       ...process.env,
       OB_NODE_ID: `bench-${index}`,

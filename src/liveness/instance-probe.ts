@@ -438,19 +438,20 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> {
     }
   }
 
-  /** Puts back the delete (or other write) that merged between our re-read and our write. */
+  /**
+   * A delete that merged between our re-read and our write: delete again, so our status write cannot
+   * bring the instance back. Another put that raced ours is left alone (writing its content again would
+   * make a new version that could undo a later delete elsewhere); LWW has already ordered the two.
+   */
   async #undo(id: string, intervening: Change): Promise<void> {
+    if (intervening.value !== null) return
     this.stats.undone++
-    const deleted = intervening.value === null
     this.#log.info(
       { instanceId: id, source: intervening.version.node },
-      deleted
-        ? 'instance was deleted while its status was being written; deleting it again'
-        : 'instance was rewritten while its status was being written; putting that write back',
+      'instance was deleted while its status was being written; deleting it again',
     )
     try {
-      if (deleted) await this.#components.replica.remove('instance', id)
-      else await this.#components.replica.put('instance', intervening.value as Instance)
+      await this.#components.replica.remove('instance', id)
     } catch (err) {
       this.#log.error({ err, instanceId: id }, 'cannot undo a racing instance status write')
     }

@@ -1,5 +1,12 @@
 import { EventEmitter } from 'node:events'
-import type { Definition, Entity, EntityKind, Instance, Node } from '../model/index.ts'
+import {
+  type Definition,
+  type Entity,
+  type EntityKind,
+  type Instance,
+  type Node,
+  parseEntity,
+} from '../model/index.ts'
 import { type Change, decodeEntry, encodeEntry, entityKey } from './change.ts'
 import { DigestTree, LEAF_COUNT, leafOf } from './digest.ts'
 import type { HybridClock } from './hlc.ts'
@@ -95,7 +102,11 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     const replica = new Replica(init)
     await init.store.open()
     for await (const [key, encoded] of init.store.entries()) {
-      const change = decodeEntry(key, encoded)
+      const stored = decodeEntry(key, encoded)
+      // Stored JSON has sorted keys (canonical bytes); answers use the model's field order, as before a
+      // restart, so every agent answers the same state with the same bytes.
+      const change =
+        stored.value === null ? stored : { ...stored, value: parseEntity(stored.kind, stored.value) }
       replica.#hold(key, { change, encoded })
       replica.clock.observe(change.version)
     }
