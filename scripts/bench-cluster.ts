@@ -48,6 +48,7 @@ const median = (xs: number[]) => percentile(xs, 50)
 
 const wrote = new Map<string, number>()
 const seen = new Map<string, Map<number, number>>() // id → child index → time
+const arrived = new Map<string, Map<number, number>>() // BENCH_ARRIVALS=1: when the gossip message arrived
 
 async function spawnAgent(index: number, peers: string[]): Promise<Child> {
   const dir = await mkdtemp(join(tmpdir(), `bench-agent-${index}-`))
@@ -80,6 +81,14 @@ async function spawnAgent(index: number, peers: string[]): Promise<Child> {
         for (const id of message.ids as string[]) {
           const byChild = seen.get(id) ?? new Map<number, number>()
           seen.set(id, byChild)
+          if (!byChild.has(index)) byChild.set(index, message.at as number)
+        }
+        return
+      }
+      if (message.type === 'arrived') {
+        for (const id of message.ids as string[]) {
+          const byChild = arrived.get(id) ?? new Map<number, number>()
+          arrived.set(id, byChild)
           if (!byChild.has(index)) byChild.set(index, message.at as number)
         }
         return
@@ -175,6 +184,22 @@ try {
       if (t === undefined) missing++
       else latencies.push(t - at)
     }
+  }
+  if (arrived.size > 0) {
+    const toArrive: number[] = []
+    const toMerge: number[] = []
+    for (const [id, at] of wrote) {
+      for (const i of others) {
+        const a = arrived.get(id)?.get(i)
+        const m = seen.get(id)?.get(i)
+        if (a !== undefined) toArrive.push(a - at)
+        if (a !== undefined && m !== undefined) toMerge.push(m - a)
+      }
+    }
+    console.log(
+      `  message arrival: p50 ${median(toArrive).toFixed(1)} ms, p99 ${percentile(toArrive, 99).toFixed(1)} ms; ` +
+        `arrival to merged: p50 ${median(toMerge).toFixed(1)} ms, p99 ${percentile(toMerge, 99).toFixed(1)} ms`,
+    )
   }
   const worstPerWrite = [...wrote].map(([id, at]) =>
     Math.max(...others.map((i) => (seen.get(id)?.get(i) ?? Number.NaN) - at)),

@@ -23,6 +23,20 @@ agent.replica.on('change', (changes, source) => {
   send({ type: 'seen', ids: changes.map((c) => c.id), at })
 })
 
+// When the gossip message carrying a change arrived (before validation and merge), for diagnosis.
+agent.libp2p.services.pubsub.addEventListener('message', (event) => {
+  if (event.detail.topic !== '/p2p-registry/changes/1' || process.env.BENCH_ARRIVALS !== '1') return
+  const at = now()
+  try {
+    const ids = (
+      JSON.parse(new TextDecoder().decode(event.detail.data)) as { changes: Array<{ id: string }> }
+    ).changes.map((c) => c.id)
+    send({ type: 'arrived', ids, at })
+  } catch {
+    // not ours to judge
+  }
+})
+
 function instance(i: number, prefix: string): Instance {
   const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
   return {
