@@ -54,7 +54,7 @@ export interface InstanceProberInit {
 
 export interface InstanceProberComponents {
   /** Where owned instances are found and their status is written (and then gossiped by the agent). */
-  replica: Pick<Replica, 'instances' | 'get' | 'put' | 'remove' | 'on' | 'off'>
+  replica: Pick<Replica, 'instances' | 'get' | 'putStatus' | 'on' | 'off'>
   log: Logger
   /** This agent's URL (`OB_SELF_URL`): the instances whose `nodeUrl` is this URL are ours to probe. */
   selfUrl: string
@@ -114,10 +114,7 @@ export interface InstanceProberStats {
   writes: number
   /** Writes that failed (logged). */
   writeErrors: number
-  /**
-   * Writes that raced a delete or another write of the same instance and were undone right after
-   * (see `InstanceProber`): the delete or the other write is re-applied on top.
-   */
+  /** Status writes dropped because the instance was deleted or re-registered meanwhile. */
   undone: number
 }
 
@@ -412,8 +409,9 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> {
     }
     const pending: PendingWrite = { record, applied: false, intervening: undefined }
     this.#pendingWrites.set(record.id, pending)
+    let written: Change | undefined
     try {
-      await this.#components.replica.put('instance', record)
+      written = await this.#components.replica.putStatus(record)
     } catch (err) {
       this.stats.writeErrors++
       this.#log.error({ err, instanceId: record.id }, 'cannot write instance status')
@@ -421,8 +419,14 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> {
     } finally {
       if (this.#pendingWrites.get(record.id) === pending) this.#pendingWrites.delete(record.id)
     }
-    if (pending.intervening !== undefined) {
-      await this.#undo(record.id, pending.intervening)
+    if (written === undefined || pending.intervening !== undefined) {
+      // Deleted or re-registered meanwhile. A status write is ordered right after the registration it
+      // describes (replica/lww.ts), so that other write wins everywhere; nothing to undo.
+      this.stats.undone++
+      this.#log.debug(
+        { instanceId: record.id },
+        'instance changed while its status was being written; status dropped',
+      )
       return
     }
     this.stats.writes++
@@ -435,25 +439,6 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> {
       const change: InstanceStatusChange = { id: record.id, status: result.status, previous: current.status }
       if (result.details !== undefined) change.details = result.details
       this.#notify('status', change)
-    }
-  }
-
-  /**
-   * A delete that merged between our re-read and our write: delete again, so our status write cannot
-   * bring the instance back. Another put that raced ours is left alone (writing its content again would
-   * make a new version that could undo a later delete elsewhere); LWW has already ordered the two.
-   */
-  async #undo(id: string, intervening: Change): Promise<void> {
-    if (intervening.value !== null) return
-    this.stats.undone++
-    this.#log.info(
-      { instanceId: id, source: intervening.version.node },
-      'instance was deleted while its status was being written; deleting it again',
-    )
-    try {
-      await this.#components.replica.remove('instance', id)
-    } catch (err) {
-      this.#log.error({ err, instanceId: id }, 'cannot undo a racing instance status write')
     }
   }
 

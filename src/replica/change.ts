@@ -7,6 +7,7 @@ import {
   parseEntity,
   ValidationError,
 } from '../model/index.ts'
+import { compareVersions } from './lww.ts'
 import type { Version } from './version.ts'
 
 /**
@@ -19,6 +20,11 @@ export interface Change {
   readonly version: Version
   /** The whole entity after the write, or null for a delete. */
   readonly value: Entity | null
+  /**
+   * Set on status writes only: the version of the plain write (registration) this status describes.
+   * Orders the change right after that write (see `compareChanges` in lww.ts).
+   */
+  readonly basedOn?: Version
 }
 
 /** The replica key of an entity: `<kind>/<id>` (ids never contain `/`). */
@@ -36,16 +42,23 @@ export function splitKey(key: string): { kind: EntityKind; id: string } {
  * Canonical so that replicas holding the same changes hold byte-identical LevelDB values and digests,
  * whatever key order a peer used on the wire.
  */
-export function encodeEntry(change: Pick<Change, 'version' | 'value'>): string {
+export function encodeEntry(change: Pick<Change, 'version' | 'value' | 'basedOn'>): string {
   const v = change.version
-  return stringify({ d: change.value, v: [v.ts, v.c, v.node] }) as string
+  const b = change.basedOn
+  if (b === undefined) return stringify({ d: change.value, v: [v.ts, v.c, v.node] }) as string
+  return stringify({ b: [b.ts, b.c, b.node], d: change.value, v: [v.ts, v.c, v.node] }) as string
 }
 
 /** Reads back an entry this replica stored itself (trusted input). */
 export function decodeEntry(key: string, encoded: string): Change {
-  const { d, v } = JSON.parse(encoded) as { d: Entity | null; v: [number, number, string] }
+  const { b, d, v } = JSON.parse(encoded) as {
+    b?: [number, number, string]
+    d: Entity | null
+    v: [number, number, string]
+  }
   const { kind, id } = splitKey(key)
-  return { kind, id, version: { ts: v[0], c: v[1], node: v[2] }, value: d }
+  const change = { kind, id, version: { ts: v[0], c: v[1], node: v[2] }, value: d }
+  return b === undefined ? change : { ...change, basedOn: { ts: b[0], c: b[1], node: b[2] } }
 }
 
 const MAX_COUNTER = 2 ** 31 - 1
@@ -62,7 +75,7 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 export function decodeChange(input: unknown, field = 'change'): Change {
   if (!isRecord(input)) throw new ValidationError(`${field} must be an object`, field)
   for (const name of Object.keys(input)) {
-    if (name !== 'kind' && name !== 'id' && name !== 'version' && name !== 'value') {
+    if (name !== 'kind' && name !== 'id' && name !== 'version' && name !== 'value' && name !== 'basedOn') {
       throw new ValidationError(`${field} has unknown field "${name}"`, `${field}.${name}`)
     }
   }
@@ -73,19 +86,16 @@ export function decodeChange(input: unknown, field = 'change'): Change {
   if (typeof id !== 'string' || !isIdentifier(id)) {
     throw new ValidationError(`${field}.id must match the identifier rule`, `${field}.id`)
   }
-  if (!isRecord(version)) throw new ValidationError(`${field}.version must be an object`, `${field}.version`)
-  const { ts, c, node } = version
-  if (!Number.isSafeInteger(ts) || (ts as number) < 0 || (ts as number) > MAX_TIMESTAMP) {
-    throw new ValidationError(`${field}.version.ts must be a millisecond timestamp`, `${field}.version.ts`)
-  }
-  if (!Number.isSafeInteger(c) || (c as number) < 0 || (c as number) > MAX_COUNTER) {
-    throw new ValidationError(`${field}.version.c must be an integer 0-${MAX_COUNTER}`, `${field}.version.c`)
-  }
-  if (typeof node !== 'string' || !isIdentifier(node)) {
-    throw new ValidationError(`${field}.version.node must match the identifier rule`, `${field}.version.node`)
-  }
-  if (Object.keys(version).length !== 3) {
-    throw new ValidationError(`${field}.version must have exactly ts, c and node`, `${field}.version`)
+  const checked = decodeVersion(version, `${field}.version`)
+  let basedOn: Version | undefined
+  if (input.basedOn !== undefined) {
+    basedOn = decodeVersion(input.basedOn, `${field}.basedOn`)
+    if (value === null || compareVersions(basedOn, checked) >= 0) {
+      throw new ValidationError(
+        `${field}.basedOn must be older than ${field}.version, on a put`,
+        `${field}.basedOn`,
+      )
+    }
   }
   let entity: Entity | null = null
   if (value !== null) {
@@ -99,5 +109,25 @@ export function decodeChange(input: unknown, field = 'change'): Change {
       )
     }
   }
-  return { kind: kind as EntityKind, id, version: { ts: ts as number, c: c as number, node }, value: entity }
+  const change = { kind: kind as EntityKind, id, version: checked, value: entity }
+  return basedOn === undefined ? change : { ...change, basedOn }
+}
+
+/** Validates a version `{ts, c, node}` from outside. */
+function decodeVersion(version: unknown, field: string): Version {
+  if (!isRecord(version)) throw new ValidationError(`${field} must be an object`, field)
+  const { ts, c, node } = version
+  if (!Number.isSafeInteger(ts) || (ts as number) < 0 || (ts as number) > MAX_TIMESTAMP) {
+    throw new ValidationError(`${field}.ts must be a millisecond timestamp`, `${field}.ts`)
+  }
+  if (!Number.isSafeInteger(c) || (c as number) < 0 || (c as number) > MAX_COUNTER) {
+    throw new ValidationError(`${field}.c must be an integer 0-${MAX_COUNTER}`, `${field}.c`)
+  }
+  if (typeof node !== 'string' || !isIdentifier(node)) {
+    throw new ValidationError(`${field}.node must match the identifier rule`, `${field}.node`)
+  }
+  if (Object.keys(version).length !== 3) {
+    throw new ValidationError(`${field} must have exactly ts, c and node`, field)
+  }
+  return { ts: ts as number, c: c as number, node }
 }

@@ -11,7 +11,7 @@ import { type Change, decodeEntry, encodeEntry, entityKey } from './change.ts'
 import { DigestTree, LEAF_COUNT, leafOf } from './digest.ts'
 import type { HybridClock } from './hlc.ts'
 import { type InstanceFilter, InstanceIndex } from './indexes.ts'
-import { compareVersions } from './lww.ts'
+import { compareChanges } from './lww.ts'
 import type { ReplicaStore } from './store.ts'
 import { byId } from './value-index.ts'
 
@@ -132,6 +132,23 @@ export class Replica extends EventEmitter<ReplicaEvents> {
       const [outcome] = await this.#merge([change], 'local')
       if (outcome !== 'applied') throw new Error(`local write of ${kind} ${value.id} was ${outcome}`)
       return change
+    })
+  }
+
+  /**
+   * A local status write: `value` records a probe result for the instance as currently registered. It
+   * is based on the current registration (see `compareChanges`), so it can never win over a delete or
+   * re-registration made anywhere after that registration. Resolves with the change to gossip, or
+   * undefined when the instance is gone (or a later write already won).
+   */
+  putStatus(value: Instance): Promise<Change | undefined> {
+    return this.#serial(async () => {
+      const current = this.#held.get(entityKey('instance', value.id))?.change
+      if (!current || current.value === null) return undefined
+      const basedOn = current.basedOn ?? current.version
+      const change: Change = { kind: 'instance', id: value.id, version: this.clock.now(), value, basedOn }
+      const [outcome] = await this.#merge([change], 'local')
+      return outcome === 'applied' ? change : undefined
     })
   }
 
@@ -270,7 +287,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
       const current = staged.has(key) ? staged.get(key) : this.#held.get(key)
       let encoded: string | undefined
       if (current) {
-        const byVersion = compareVersions(change.version, current.change.version)
+        const byVersion = compareChanges(change, current.change)
         if (byVersion < 0) return 'stale'
         if (byVersion === 0) {
           // Same version, so only a reused clock reading can make the bytes differ: larger bytes win.

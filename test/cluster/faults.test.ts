@@ -330,11 +330,9 @@ describe.skipIf(reason !== undefined)(
       took('packet loss')
     }, 90_000)
 
-    // KNOWN BUG (fails today, hence `it.fails`; drop `.fails` once fixed): the owner's probe writes the
-    // whole instance record ({...its local copy, status}) as a new LWW version. Made on a replica that
-    // has not yet seen a delete (or an update) from elsewhere, that write wins over it on merge: the
-    // deleted instance comes back everywhere (an update is lost the same way).
-    it.fails('does not bring back an instance deleted elsewhere when its owner writes a probed status on a stale replica', async () => {
+    // A status write is ordered right after the registration it describes (src/replica/lww.ts), so a
+    // probe result written on a replica that has not seen a delete cannot bring the instance back.
+    it('does not bring back an instance deleted elsewhere when its owner writes a probed status on a stale replica', async () => {
       // An instance owned by agent-1 (registered there) whose address is a TCP port of this test
       // process: agent-1's probe finds it Healthy while the port accepts, Unreachable once it is closed.
       const server = createServer((socket) => socket.destroy())

@@ -14,6 +14,8 @@ describe('decodeChange', () => {
   it('accepts a valid put and a tombstone', () => {
     expect(decodeChange(good)).toEqual(good)
     expect(decodeChange({ ...good, value: null }).value).toBeNull()
+    const status = { ...good, basedOn: { ts: NOW - 5, c: 0, node: 'node-b' } }
+    expect(decodeChange(status)).toEqual(status)
   })
 
   it.each([
@@ -39,6 +41,17 @@ describe('decodeChange', () => {
     ['missing value', { kind: 'instance', id: 'i1', version: good.version }, 'change.value is required'],
     ['id mismatch', { ...good, id: 'i2' }, 'change.value.id "i1" differs from change.id "i2"'],
     ['invalid entity', { ...good, value: { ...good.value, status: 'Great' } }, 'change.value.status'],
+    [
+      'basedOn not older',
+      { ...good, basedOn: { ts: NOW, c: 1, node: 'node-a' } },
+      'change.basedOn must be older than change.version',
+    ],
+    ['basedOn on a delete', { ...good, value: null, basedOn: { ts: NOW - 1, c: 0, node: 'n' } }, 'on a put'],
+    [
+      'malformed basedOn',
+      { ...good, basedOn: { ts: 'x', c: 0, node: 'n' } },
+      'change.basedOn.ts must be a millisecond',
+    ],
   ])('rejects %s with a message naming the field', (_name, input, message) => {
     expect(() => decodeChange(input)).toThrow(ValidationError)
     expect(() => decodeChange(input)).toThrow(message)

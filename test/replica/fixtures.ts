@@ -75,8 +75,19 @@ export const changeArb: fc.Arbitrary<Change> = fc
     deleted: fc.boolean(),
     slug: fc.constantFrom('user-svc', 'billing-svc', 'mail-svc'),
     tag: fc.option(fc.constantFrom('blue', 'green'), { nil: undefined }),
+    // Some instance puts are status writes based on an earlier registration version (often shared).
+    statusOf: fc.option(
+      fc.record({
+        back: fc.integer({ min: 1, max: 3 }),
+        c: fc.integer({ min: 0, max: 2 }),
+        node: fc.constantFrom(...NODE_IDS),
+      }),
+      {
+        nil: undefined,
+      },
+    ),
   })
-  .map(({ kind, n, ts, c, node, deleted, slug, tag }): Change => {
+  .map(({ kind, n, ts, c, node, deleted, slug, tag, statusOf }): Change => {
     const id = `${kind === 'instance' ? 'inst' : 'def'}-${n}`
     const version = { ts, c, node }
     if (deleted) return { kind, id, version, value: null }
@@ -88,5 +99,14 @@ export const changeArb: fc.Arbitrary<Change> = fc
             tag ? { tags: [tag], details: `written by ${node}` } : { details: `written by ${node}` },
           )
         : definition(id, `img-${node}-${ts - NOW}`)
+    if (kind === 'instance' && statusOf) {
+      return {
+        kind,
+        id,
+        version,
+        value,
+        basedOn: { ts: ts - statusOf.back, c: statusOf.c, node: statusOf.node },
+      }
+    }
     return { kind, id, version, value }
   })

@@ -1,9 +1,9 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { type Change, encodeEntry, entityKey } from '../../src/replica/change.ts'
-import { compareVersions } from '../../src/replica/lww.ts'
+import { compareChanges } from '../../src/replica/lww.ts'
 import { MemoryStore } from '../../src/replica/memory-store.ts'
-import { changeArb, NOW, openReplica, storedEntries } from './fixtures.ts'
+import { changeArb, instance, NOW, openReplica, storedEntries } from './fixtures.ts'
 
 const RUNS = 300
 
@@ -20,14 +20,14 @@ async function replicaOf(changes: readonly Change[], batchSizes: readonly number
   return { replica, stored: await storedEntries(store) }
 }
 
-/** The state the LWW rule says a set of changes must produce: per key, the greatest (version, bytes). */
+/** The state the LWW rule says a set of changes must produce: per key, the greatest in merge order, then bytes. */
 function expectedState(changes: readonly Change[]): Array<[string, string]> {
   const best = new Map<string, { change: Change; encoded: string }>()
   for (const change of changes) {
     const key = entityKey(change.kind, change.id)
     const encoded = encodeEntry(change)
     const held = best.get(key)
-    const cmp = held ? compareVersions(change.version, held.change.version) : 1
+    const cmp = held ? compareChanges(change, held.change) : 1
     if (!held || cmp > 0 || (cmp === 0 && encoded > held.encoded)) best.set(key, { change, encoded })
   }
   return [...best.entries()]
@@ -123,6 +123,40 @@ describe('merge (property-based)', () => {
           const { replica } = await replicaOf(order, [1])
           expect(replica.get(put.kind, put.id)).toBeUndefined()
           expect(replica.entry(entityKey(put.kind, put.id))?.value).toBeNull()
+        },
+      ),
+      { numRuns: RUNS },
+    )
+  })
+
+  it('a status write never brings back an instance deleted after the registration it is based on', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 1000 }),
+        fc.integer({ min: 1, max: 100_000 }),
+        fc.boolean(),
+        async (deleteAfter, statusAfter, statusFirst) => {
+          const registration: Change = {
+            kind: 'instance',
+            id: 'i1',
+            version: { ts: NOW - 200_000, c: 0, node: 'node-a' },
+            value: instance('i1', 'user-svc'),
+          }
+          const deleted: Change = {
+            ...registration,
+            version: { ts: registration.version.ts + deleteAfter, c: 0, node: 'node-b' },
+            value: null,
+          }
+          // Written on a replica that had not seen the delete, even much later by the clock.
+          const status: Change = {
+            ...registration,
+            version: { ts: registration.version.ts + statusAfter, c: 0, node: 'node-a' },
+            value: instance('i1', 'user-svc', { status: 'Healthy' }),
+            basedOn: registration.version,
+          }
+          const order = statusFirst ? [registration, status, deleted] : [registration, deleted, status]
+          const { replica } = await replicaOf(order, [1])
+          expect(replica.get('instance', 'i1')).toBeUndefined()
         },
       ),
       { numRuns: RUNS },

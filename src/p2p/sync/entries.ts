@@ -1,6 +1,6 @@
 import type { Logger } from '../../agent/logger.ts'
 import { type Change, decodeChange, encodeEntry, entityKey } from '../../replica/change.ts'
-import { compareVersions } from '../../replica/lww.ts'
+import { compareChanges } from '../../replica/lww.ts'
 import type { Replica } from '../../replica/replica.ts'
 import type { FramedStream } from './framed-stream.ts'
 import { MAX_ENTRIES_PER_FRAME } from './messages.ts'
@@ -43,6 +43,7 @@ export async function sendEntries(
       id: change.id,
       version: change.version,
       value: change.value,
+      ...(change.basedOn === undefined ? {} : { basedOn: change.basedOn }),
     })
     const bytes = Buffer.byteLength(json) + 1
     if (bytes > limit) {
@@ -131,7 +132,7 @@ export class EntryReceiver {
 
 /**
  * Our entries the peer should get: those whose key the peer did not send, or sent with an older
- * version (on equal versions, the larger encoded bytes win, as in the replica's merge). `ours` are
+ * version in merge order (`compareChanges`; on a tie the larger encoded bytes win, as in the replica's merge). `ours` are
  * our entries in exactly the leaves the peer sent.
  */
 export function newerThanReceived(ours: Iterable<Change>, received: ReadonlyMap<string, Change>): Change[] {
@@ -144,7 +145,7 @@ export function newerThanReceived(ours: Iterable<Change>, received: ReadonlyMap<
       out.push(mine)
       continue
     }
-    const order = compareVersions(mine.version, theirs.version)
+    const order = compareChanges(mine, theirs)
     if (order > 0 || (order === 0 && encodeEntry(mine) > encodeEntry(theirs))) out.push(mine)
   }
   return out
