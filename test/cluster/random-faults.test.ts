@@ -17,11 +17,9 @@
  * timing); the seed is in the test's name and in every failure message. FAULT_DURATION_MS sets how
  * long the faults last (default 40 s).
  *
- * The instances are registered with a node URL no agent has, so no agent probes them and every write
- * is a client's: the check is about replication. FAULT_PROBES=1 registers them on the agent the write
- * goes to instead, whose probe then writes their status too; that currently breaks the invariants
- * (a status write made on a replica that has not seen a delete brings the instance back; see the
- * known-bug test in faults.test.ts), so it is opt-in until that is fixed.
+ * The instances are registered on the agent the write goes to, so its probe writes their status too,
+ * concurrently with the clients' puts and deletes: status writes must never bring back a delete.
+ * FAULT_PROBES=0 registers them with a node URL no agent has instead, so every write is a client's.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitFor } from '../support/wait.ts'
@@ -33,8 +31,8 @@ const CHAOS_MS = Number(process.env.FAULT_DURATION_MS ?? 40_000)
 const WORKERS = 3
 const HOT_KEYS = 24
 const SLUG = 'chaos'
-/** A node URL no agent has (TEST-NET-1): instances on it are probed by nobody. */
-const NODE_URL = process.env.FAULT_PROBES === '1' ? {} : { nodeUrl: 'http://192.0.2.1:11337' }
+/** With FAULT_PROBES=0, a node URL no agent has (TEST-NET-1): instances on it are probed by nobody. */
+const NODE_URL = process.env.FAULT_PROBES === '0' ? { nodeUrl: 'http://192.0.2.1:11337' } : {}
 
 const reason = await skipReason()
 if (reason !== undefined) console.warn(`[random-faults] namespace cluster fault tests skipped: ${reason}`)
