@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises'
 import { type AddressInfo, createServer } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { SEED_YAML } from '../model/fixtures.ts'
 import { withTempDir } from '../replica/fixtures.ts'
 import { BIN, startAgentUp } from '../support/process-agent.ts'
 
@@ -29,19 +30,6 @@ async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve))
   return port
 }
-
-const SEED_YAML = `id: test-a
-image:
-  name: hashicorp/http-echo
-  port: 8080
-hostPort: 8887
----
-id: test-b
-repository:
-  url: https://github.com/1backend/1backend.git
-  containerFile: server/docker/Dockerfile
-hostPort: 9998
-`
 
 describe('p2p-registry CLI against a running agent', () => {
   let agent: Awaited<ReturnType<typeof startAgentUp>>

@@ -22,6 +22,7 @@
  * FAULT_PROBES=0 registers them with a node URL no agent has instead, so every write is a client's.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { seeded as prng } from '../support/random.ts'
 import { waitFor } from '../support/wait.ts'
 import { type InstanceView, NsCluster, skipReason } from './ns-cluster.ts'
 
@@ -37,18 +38,6 @@ const NODE_URL = process.env.FAULT_PROBES === '0' ? { nodeUrl: 'http://192.0.2.1
 const reason = await skipReason()
 if (reason !== undefined) console.warn(`[random-faults] namespace cluster fault tests skipped: ${reason}`)
 const log = (msg: string): void => console.log(`[random-faults seed=${SEED}] ${msg}`)
-
-/** mulberry32: a small, fast, seedable PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 type Random = () => number
 const pick = <T>(random: Random, items: readonly T[]): T => items[Math.floor(random() * items.length)]!

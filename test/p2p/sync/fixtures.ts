@@ -97,17 +97,7 @@ export async function reportOf(
   return peer.reports.find(match)!
 }
 
-/** A deterministic pseudo-random source (mulberry32), so failures can be replayed. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { seeded } from '../../support/random.ts'
 
 /** Puts of instances `inst-<from>` … `inst-<from+count-1>`, versions in the minute before NOW. */
 export function instancePuts(
