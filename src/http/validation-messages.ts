@@ -1,4 +1,5 @@
 import type { FastifyRequest, FastifySchemaValidationError } from 'fastify'
+import { fieldPath, pointerSegments, quoteName } from '../model/field-path.ts'
 import { PATTERN_RULES } from '../model/primitives.ts'
 import { HTTP_PATTERN_RULES } from './schemas.ts'
 
@@ -21,11 +22,11 @@ export function validationMessage(
   if (context === 'querystring') return queryMessage(error, segments, request)
   if (context === 'params') {
     const name = segments[0] ?? ''
-    return { message: `path parameter ${quote(name)} ${problem(error)}`, field: name }
+    return { message: `path parameter ${quoteName(name)} ${problem(error)}`, field: name }
   }
   if (context === 'headers') {
     const name = segments[0] ?? ''
-    return { message: `header ${quote(name)} ${problem(error)}`, field: name }
+    return { message: `header ${quoteName(name)} ${problem(error)}`, field: name }
   }
   return bodyMessage(error, segments, request)
 }
@@ -67,11 +68,11 @@ function queryMessage(
   const value = Object.hasOwn(query, name) ? query[name] : undefined
   if (Array.isArray(value)) {
     return {
-      message: `query parameter ${quote(name)} is given ${value.length} times; give it at most once`,
+      message: `query parameter ${quoteName(name)} is given ${value.length} times; give it at most once`,
       field: name,
     }
   }
-  return { message: `query parameter ${quote(name)} ${problem(error)}`, field: name }
+  return { message: `query parameter ${quoteName(name)} ${problem(error)}`, field: name }
 }
 
 function bodyMessage(
@@ -105,7 +106,7 @@ function unknownNames(value: unknown, known: readonly string[]): string[] {
   return keys
     .filter((k) => !known.includes(k))
     .slice(0, MAX_NAMED)
-    .map(quote)
+    .map((k) => quoteName(k))
 }
 
 /** What the value should have been, in words. */
@@ -153,33 +154,4 @@ function typeProblem(type: string): string {
     default:
       return `must be a ${type.replaceAll(',', ' or ')}`
   }
-}
-
-/**
- * `root` + `/apiSpecs/0/metadata/a.b` → `root.apiSpecs[0].metadata["a.b"]`, walking `data` to tell an
- * array index from an object key. Without a root the path starts at the body's top-level field.
- */
-function fieldPath(root: string, segments: readonly string[], data: unknown): string {
-  let out = root
-  let cur = data
-  for (const segment of segments) {
-    if (Array.isArray(cur)) out += `[${segment}]`
-    else if (/^[A-Za-z_$][\w$]{0,63}$/.test(segment)) out += out === '' ? segment : `.${segment}`
-    else out += `[${quote(segment)}]`
-    cur = cur !== null && typeof cur === 'object' ? (cur as Record<string, unknown>)[segment] : undefined
-  }
-  return out
-}
-
-function pointerSegments(pointer: string): string[] {
-  if (pointer === '') return []
-  return pointer
-    .slice(1)
-    .split('/')
-    .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'))
-}
-
-/** A name from untrusted input, quoted and shortened so a huge one cannot make a huge message. */
-function quote(name: string): string {
-  return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name)
 }

@@ -2,6 +2,7 @@ import type { Static, TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { type ValueError, ValueErrorType } from '@sinclair/typebox/errors'
 import { ValidationError } from './errors.ts'
+import { fieldPath, pointerSegments, quoteName } from './field-path.ts'
 import { PATTERN_RULES } from './primitives.ts'
 
 /** Validates `value` against a compiled schema and returns it typed, or throws a ValidationError. */
@@ -27,20 +28,20 @@ function toValidationError(errors: Iterator<ValueError>, root: unknown, rootFiel
   const first = errors.next()
   if (first.done) return new ValidationError(`${rootField} is invalid`, rootField)
   const error = first.value
-  const field = fieldPath(rootField, error.path, root)
+  const field = fieldPath(rootField, pointerSegments(error.path), root)
   if (error.type === ValueErrorType.ObjectAdditionalProperties) {
     // Name the object's other unknown fields too: they are often typos of one kind.
     const parent = parentPointer(error.path)
-    const names = [quoteName(error.path)]
+    const names = [quoteLastKey(error.path)]
     for (let next = errors.next(); !next.done && names.length < MAX_NAMED_FIELDS; next = errors.next()) {
       const e = next.value
       if (e.type === ValueErrorType.ObjectAdditionalProperties && parentPointer(e.path) === parent) {
-        names.push(quoteName(e.path))
+        names.push(quoteLastKey(e.path))
       }
     }
     const noun = names.length === 1 ? 'field' : 'fields'
     return new ValidationError(
-      `${fieldPath(rootField, parent, root)} has unknown ${noun} ${names.join(', ')}`,
+      `${fieldPath(rootField, pointerSegments(parent), root)} has unknown ${noun} ${names.join(', ')}`,
       field,
     )
   }
@@ -49,13 +50,9 @@ function toValidationError(errors: Iterator<ValueError>, root: unknown, rootFiel
   return new ValidationError(`${field} ${expectation(error.schema, error.value)}`, field)
 }
 
-function quoteName(pointer: string): string {
-  return JSON.stringify(shorten(pointerSegments(pointer).at(-1) ?? ''))
-}
-
-/** Keys come from untrusted input: a huge one must not make a huge message. */
-function shorten(name: string): string {
-  return name.length > 64 ? `${name.slice(0, 64)}…` : name
+/** The last key of a pointer, quoted (keys come from untrusted input: see quoteName). */
+function quoteLastKey(pointer: string): string {
+  return quoteName(pointerSegments(pointer).at(-1) ?? '')
 }
 
 /** What a value of `schema` must look like, in words. */
@@ -85,27 +82,6 @@ function expectation(schema: TSchema, value: unknown): string {
     default:
       return 'is invalid'
   }
-}
-
-/** `/apiSpecs/0/metadata/a.b` + root `definition` → `definition.apiSpecs[0].metadata["a.b"]`. */
-function fieldPath(rootField: string, pointer: string, root: unknown): string {
-  let out = rootField
-  let cur: unknown = root
-  for (const segment of pointerSegments(pointer)) {
-    if (Array.isArray(cur)) out += `[${segment}]`
-    else if (/^[A-Za-z_$][\w$]{0,63}$/.test(segment)) out += `.${segment}`
-    else out += `[${JSON.stringify(shorten(segment))}]`
-    cur = cur !== null && typeof cur === 'object' ? (cur as Record<string, unknown>)[segment] : undefined
-  }
-  return out
-}
-
-function pointerSegments(pointer: string): string[] {
-  if (pointer === '') return []
-  return pointer
-    .slice(1)
-    .split('/')
-    .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'))
 }
 
 function parentPointer(pointer: string): string {
