@@ -19,7 +19,7 @@ const WRITES = Number(process.argv[3] ?? 300)
 const LATE_ENTRIES = Number(process.argv[4] ?? 100_000)
 const IDLE_SECONDS = Number(process.argv[5] ?? 30)
 const WRITE_INTERVAL_MS = Number(process.argv[6] ?? 10)
-const HEARTBEAT_MS = 2000
+const HEARTBEAT_MS = Number(process.env.BENCH_HEARTBEAT_MS ?? 2000)
 
 interface Child {
   index: number

@@ -3,7 +3,8 @@ import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, listen } from '../http/index.ts'
-import { FailureDetector, Heartbeat, InstanceProber } from '../liveness/index.ts'
+import { FailureDetector, Heartbeat, InstanceProber, MAX_BEAT_BYTES } from '../liveness/index.ts'
+import { BeatChannel } from '../p2p/beat-channel.ts'
 import { Discovery } from '../p2p/discovery.ts'
 import { Gossip } from '../p2p/gossip.ts'
 import { createP2PNode, type RegistryLibp2p } from '../p2p/libp2p-node.ts'
@@ -68,10 +69,20 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
   const gossip = new Gossip({ maxDriftMs: config.maxDriftMs }, { libp2p, replica, log })
   const discovery = new Discovery({ seeds: config.peers }, { libp2p, replica, log })
   const sync = antiEntropy()({ libp2p, replica, log: log.child({ unit: 'anti-entropy' }) })
+  const beats = new BeatChannel(
+    { maxFrameBytes: MAX_BEAT_BYTES },
+    { libp2p, log: log.child({ unit: 'beats' }) },
+  )
+  const detector = new FailureDetector(
+    { heartbeatIntervalMs: config.heartbeatIntervalMs },
+    { beats, replica, log: log.child({ unit: 'failure-detector' }), nodeId },
+  )
   const heartbeat = new Heartbeat(
     { heartbeatIntervalMs: config.heartbeatIntervalMs, dataDir: config.dataDir },
     {
       libp2p,
+      beats,
+      relay: () => detector.relays(),
       replica,
       log: log.child({ unit: 'heartbeat' }),
       self: () => ({
@@ -81,10 +92,6 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
         ...(config.region === undefined ? {} : { region: config.region }),
       }),
     },
-  )
-  const detector = new FailureDetector(
-    { heartbeatIntervalMs: config.heartbeatIntervalMs },
-    { libp2p, replica, log: log.child({ unit: 'failure-detector' }), nodeId },
   )
   // Only this agent probes the instances whose nodeUrl is its URL: N agents never probe one instance N times.
   const prober = new InstanceProber(
@@ -106,6 +113,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
   gossip.start()
   // Anti-entropy before discovery: the first connections are synced as soon as they open.
   await sync.start()
+  await beats.start()
   detector.start()
   await heartbeat.start()
   prober.start()
@@ -169,6 +177,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
         await prober.stop()
         await heartbeat.stop()
         detector.stop()
+        await beats.stop()
         discovery.stop()
         await sync.stop()
         gossip.stop()

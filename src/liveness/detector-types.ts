@@ -1,21 +1,19 @@
 import type { LivenessStatus } from './liveness-state.ts'
 
 /**
- * What the beats topic validator decided about one message. Doubles as a log field and a metric
- * label (`counts()`).
- * - `accepted`: delivered and forwarded.
- * - `rejected-*`: garbage (`unsigned`, `oversized` > 512 bytes, `malformed` JSON or fields): not
- *   delivered, not forwarded, and gossipsub lowers the score of the peer that sent it.
- * - `ignored-*`: well-formed but not to be believed or passed on, without penalising the sender (who
- *   may be an honest relay, or a node that restarted with a new key and whose new record has not
- *   reached us yet): `self` claims our node id; `peer-mismatch` comes from a peer other than the one
- *   in that node's record (or, without a record, than the one already beating for that id);
- *   `stale` is older than a beat already heard (a late gossip retransmission); `capacity` names a
- *   node with no record when `MAX_UNRECORDED_NODES` such nodes are tracked already.
+ * What the failure detector decided about one beat frame. Doubles as a log field and a metric label
+ * (`counts()`).
+ * - `accepted`: counts as hearing from its sender, and from the nodes it relays.
+ * - `rejected-*`: garbage (`oversized` > `MAX_BEAT_BYTES`, which also resets the sender's stream;
+ *   `malformed` JSON or fields).
+ * - `ignored-*`: well-formed but not to be believed (its sender may be a node that restarted with a
+ *   new key and whose new record has not reached us yet): `self` claims our node id;
+ *   `peer-mismatch` comes from a peer other than the one in that node's record (or, without a
+ *   record, than the one already beating for that id); `stale` is older than a beat already heard;
+ *   `capacity` names a node with no record when `MAX_UNRECORDED_NODES` such nodes are tracked already.
  */
 export type BeatOutcome =
   | 'accepted'
-  | 'rejected-unsigned'
   | 'rejected-oversized'
   | 'rejected-malformed'
   | 'ignored-self'
@@ -34,7 +32,6 @@ export const MAX_MISMATCH_BEATS = 64
 
 export const BEAT_OUTCOMES: readonly BeatOutcome[] = [
   'accepted',
-  'rejected-unsigned',
   'rejected-oversized',
   'rejected-malformed',
   'ignored-self',
@@ -53,7 +50,7 @@ export interface LivenessChange {
 }
 
 export interface DigestMismatch {
-  /** The peer to sync with (the beat's signer). */
+  /** The peer to sync with (the directly connected peer the beat came from). */
   peerId: string
   nodeId: string
 }

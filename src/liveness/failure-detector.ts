@@ -1,8 +1,6 @@
 import { EventEmitter } from 'node:events'
-import { type Message, type PeerId, type PubSub, TopicValidatorResult } from '@libp2p/interface'
 import type { Logger } from '../agent/logger.ts'
 import type { Node } from '../model/index.ts'
-import { BEATS_TOPIC } from '../p2p/constants.ts'
 import type { Change } from '../replica/change.ts'
 import type { Replica } from '../replica/replica.ts'
 import { type Beat, decodeBeat, digestPrefix } from './beat.ts'
@@ -35,14 +33,17 @@ export interface FailureDetectorInit extends LivenessThresholdsInit {
   digestMismatchBeats?: number
 }
 
-export type BeatsPubSub = Pick<
-  PubSub,
-  'subscribe' | 'unsubscribe' | 'getTopics' | 'topicValidators' | 'addEventListener' | 'removeEventListener'
->
+/** Where beats arrive from: `BeatChannel` (one hop from directly connected peers). */
+export interface BeatSource {
+  on(event: 'frame', listener: (from: string, data: Uint8Array) => void): unknown
+  on(event: 'oversized', listener: (from: string) => void): unknown
+  off(event: 'frame', listener: (from: string, data: Uint8Array) => void): unknown
+  off(event: 'oversized', listener: (from: string) => void): unknown
+}
 
 export interface FailureDetectorComponents {
-  /** Subscribes to `BEATS_TOPIC` and validates what arrives on it. */
-  libp2p: { readonly services: { readonly pubsub: BeatsPubSub } }
+  /** Frames heard from peers; each is judged by `receive`. */
+  beats: BeatSource
   /** Node records (time of last record write, peer id) and our digest. */
   replica: Pick<Replica, 'on' | 'off' | 'nodes' | 'get' | 'digest'>
   log: Logger
@@ -56,6 +57,10 @@ interface Tracked {
   /** `lastHeartbeat` of its record, capped at our clock; undefined without a record. */
   recordMs: number | undefined
   lastBeatMs: number | undefined
+  /** When a relay (`Beat.h`) last told us of a newer beat of this node, local ms. */
+  relayedMs: number | undefined
+  /** `t` of the newest beat of this node we know of, heard directly or relayed (its clock). */
+  newestT: number
   /** `t` and `s` of the last accepted beat, to tell a late copy from a new beat. */
   beatT: number
   beatS: number
@@ -67,7 +72,7 @@ interface Tracked {
 const NEVER = Number.NEGATIVE_INFINITY
 
 function lastSeenOf(t: Tracked): number {
-  return Math.max(t.recordMs ?? NEVER, t.lastBeatMs ?? NEVER)
+  return Math.max(t.recordMs ?? NEVER, t.lastBeatMs ?? NEVER, t.relayedMs ?? NEVER)
 }
 
 function recordPeerId(node: Node | undefined): string | undefined {
@@ -75,12 +80,13 @@ function recordPeerId(node: Node | undefined): string | undefined {
 }
 
 /**
- * Tracks, per node id, the last time we heard from it — a beat on `BEATS_TOPIC`, or its node record
+ * Tracks, per node id, the last time we had evidence it was alive — its beat from a direct peer,
+ * another node's beat relaying that it heard a newer beat of it (`Beat.h`), or its node record
  * arriving in the replica — and turns silence into `suspect` and `unreachable` (thresholds and
  * detection time: `liveness-state.ts`). Emits `node:*` on transitions only (the first classification
- * of a node counts as one) and `digest:mismatch` for anti-entropy.
+ * of a node counts as one) and `digest:mismatch` for anti-entropy. `relays` is what our own beats relay.
  *
- * Time is our own clock throughout: a beat counts when it arrives, not when its sender says it was
+ * Time is our own clock throughout: evidence counts when it arrives, not when its sender says it was
  * sent, so clock skew between nodes does not matter. A record's `lastHeartbeat` (the sender's clock)
  * is only a starting point, capped at our clock, for a node we have not heard a beat from.
  */
@@ -90,8 +96,6 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> {
   readonly #components: FailureDetectorComponents
   readonly #log: Logger
   readonly #tracked = new Map<string, Tracked>()
-  /** Beats parsed by the validator, handed to the message listener (same Message object). */
-  readonly #validated = new WeakMap<Message, Beat>()
   readonly #counts = new Map<BeatOutcome, number>()
   readonly #warnedPeers = new Set<string>()
   #running = false
@@ -118,35 +122,28 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> {
     return this.#running
   }
 
-  /** Installs the topic validator, subscribes to beats, learns the nodes in the replica. Idempotent. */
+  /** Listens to beats and the replica, learns the nodes in the replica. Idempotent. */
   start(): void {
     if (this.#running) return
-    const { pubsub } = this.#components.libp2p.services
+    const { beats } = this.#components
     this.#running = true
     this.#startedAt = Date.now()
-    pubsub.topicValidators.set(BEATS_TOPIC, this.#validate)
-    pubsub.addEventListener('message', this.#onMessage)
-    pubsub.subscribe(BEATS_TOPIC)
+    beats.on('frame', this.#onFrame)
+    beats.on('oversized', this.#onOversized)
     this.#components.replica.on('change', this.#onChange)
     for (const node of this.#components.replica.nodes()) this.#learnRecord(node, this.#startedAt)
     this.#schedule()
   }
 
-  /** Unsubscribes, removes the validator and listeners, cancels the timer and forgets every node. */
+  /** Removes the listeners, cancels the timer and forgets every node. */
   stop(): void {
     if (!this.#running) return
-    const { pubsub } = this.#components.libp2p.services
+    const { beats } = this.#components
     this.#running = false
     clearTimeout(this.#timer)
     this.#timer = undefined
-    if (pubsub.topicValidators.get(BEATS_TOPIC) === this.#validate) pubsub.topicValidators.delete(BEATS_TOPIC)
-    pubsub.removeEventListener('message', this.#onMessage)
-    try {
-      if (pubsub.getTopics().includes(BEATS_TOPIC)) pubsub.unsubscribe(BEATS_TOPIC)
-    } catch (err) {
-      // libp2p was stopped first: its subscriptions are gone with it.
-      this.#log.debug({ err }, 'cannot unsubscribe from beats')
-    }
+    beats.off('frame', this.#onFrame)
+    beats.off('oversized', this.#onOversized)
     this.#components.replica.off('change', this.#onChange)
     this.#tracked.clear()
     this.#warnedPeers.clear()
@@ -203,6 +200,18 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> {
     return out
   }
 
+  /**
+   * What our beats relay (`Beat.h`): for each other node we believe alive, the `t` of its newest
+   * beat we know of.
+   */
+  relays(): Record<string, number> {
+    const relays: Record<string, number> = {}
+    for (const t of this.#tracked.values()) {
+      if (t.status === 'alive' && t.newestT >= 0) relays[t.nodeId] = t.newestT
+    }
+    return relays
+  }
+
   #schedule(): void {
     this.#timer = setTimeout(this.#sweep, jittered(this.thresholds.checkIntervalMs))
   }
@@ -250,6 +259,8 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> {
         status: undefined,
         recordMs: undefined,
         lastBeatMs: undefined,
+        relayedMs: undefined,
+        newestT: -1,
         beatT: -1,
         beatS: -1,
         beatPeerId: undefined,
@@ -289,30 +300,44 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> {
     }
   }
 
-  /** The gossipsub topic validator: decides, counts, and hands accepted beats to `#onMessage`. */
-  #validate = (_propagationSource: PeerId, msg: Message): TopicValidatorResult => {
-    const outcome = this.#judge(msg)
-    this.#counts.set(outcome, (this.#counts.get(outcome) ?? 0) + 1)
-    if (outcome === 'accepted') return TopicValidatorResult.Accept
-    if (outcome.startsWith('rejected-')) {
-      this.#log.debug(
-        { outcome, from: msg.type === 'signed' ? msg.from.toString() : undefined },
-        'beat rejected',
-      )
-      return TopicValidatorResult.Reject
-    }
-    return TopicValidatorResult.Ignore
-  }
-
-  #judge(msg: Message): BeatOutcome {
-    if (msg.type !== 'signed') return 'rejected-unsigned'
+  /**
+   * Judges one frame from directly connected peer `from` (a peer id, proven by the connection) and,
+   * when accepted, counts it as hearing from its node and from every node it relays. Public so tests
+   * can feed frames without a network.
+   */
+  receive(from: string, data: Uint8Array): BeatOutcome {
     let beat: Beat
     try {
-      beat = decodeBeat(msg.data)
+      beat = decodeBeat(data)
     } catch (err) {
-      return (err as BeatError).reason === 'oversized' ? 'rejected-oversized' : 'rejected-malformed'
+      return this.#count(
+        (err as BeatError).reason === 'oversized' ? 'rejected-oversized' : 'rejected-malformed',
+        from,
+      )
     }
-    const from = msg.from.toString()
+    const outcome = this.#judge(from, beat)
+    this.#count(outcome, from)
+    if (outcome !== 'accepted') return outcome
+    const now = Date.now()
+    const t = this.#track(beat.n)
+    t.lastBeatMs = now
+    t.beatT = beat.t
+    t.beatS = beat.s
+    t.beatPeerId = from
+    t.newestT = Math.max(t.newestT, beat.t)
+    this.#evaluate(t, now)
+    if (beat.h !== undefined) this.#learnRelays(beat.n, beat.h, now)
+    this.#compareDigest(t, beat, from)
+    return outcome
+  }
+
+  #count(outcome: BeatOutcome, from: string): BeatOutcome {
+    this.#counts.set(outcome, (this.#counts.get(outcome) ?? 0) + 1)
+    if (outcome.startsWith('rejected-')) this.#log.debug({ outcome, from }, 'beat rejected')
+    return outcome
+  }
+
+  #judge(from: string, beat: Beat): BeatOutcome {
     if (beat.n === this.#components.nodeId) {
       if (!this.#warnedPeers.has(from)) {
         this.#warnedPeers.add(from)
@@ -335,29 +360,35 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> {
       return 'ignored-peer-mismatch'
     }
     if (t === undefined && this.#unrecorded >= MAX_UNRECORDED_NODES) return 'ignored-capacity'
-    // A copy older than the last beat heard: late gossip. A restarted sender resets `s` but its `t`
-    // moves on; a sender whose clock stepped back still counts `s` up.
+    // Older than the last beat heard (say, from a second connection during a reconnect). A restarted
+    // sender resets `s` but its `t` moves on; a sender whose clock stepped back still counts `s` up.
     if (t !== undefined && t.beatPeerId === from && beat.s <= t.beatS && beat.t <= t.beatT)
       return 'ignored-stale'
-    this.#validated.set(msg, beat)
     return 'accepted'
   }
 
-  #onMessage = (event: CustomEvent<Message>): void => {
-    const msg = event.detail
-    if (msg.topic !== BEATS_TOPIC || msg.type !== 'signed' || !this.#running) return
-    const beat = this.#validated.get(msg)
-    if (beat === undefined) return
-    this.#validated.delete(msg)
-    const now = Date.now()
-    const from = msg.from.toString()
-    const t = this.#track(beat.n)
-    t.lastBeatMs = now
-    t.beatT = beat.t
-    t.beatS = beat.s
-    t.beatPeerId = from
-    this.#evaluate(t, now)
-    this.#compareDigest(t, beat, from)
+  /**
+   * Counts each relay of an accepted beat that names a newer beat than we knew as hearing from that
+   * node. Only for nodes whose record we hold: those are never forgotten, so `newestT` is never lost
+   * and an old beat relayed late cannot bring a dead node back.
+   */
+  #learnRelays(relay: string, relays: Readonly<Record<string, number>>, now: number): void {
+    for (const [nodeId, beatT] of Object.entries(relays)) {
+      if (nodeId === relay) continue
+      const t = this.#tracked.get(nodeId)
+      if (t === undefined || t.recordMs === undefined || beatT <= t.newestT) continue
+      t.newestT = beatT
+      t.relayedMs = now
+      this.#evaluate(t, now)
+    }
+  }
+
+  readonly #onFrame = (from: string, data: Uint8Array): void => {
+    this.receive(from, data)
+  }
+
+  readonly #onOversized = (from: string): void => {
+    this.#count('rejected-oversized', from)
   }
 
   /** Counts beats whose digest differs from ours at receive time; emits after a run of them. */

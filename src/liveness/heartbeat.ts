@@ -1,9 +1,8 @@
 import { EventEmitter } from 'node:events'
-import type { PeerId, PubSub } from '@libp2p/interface'
+import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from '../agent/logger.ts'
 import type { Node } from '../model/index.ts'
-import { BEATS_TOPIC } from '../p2p/constants.ts'
 import type { Change } from '../replica/change.ts'
 import type { ChangeSource, Replica } from '../replica/replica.ts'
 import { type Beat, digestPrefix, encodeBeat } from './beat.ts'
@@ -36,12 +35,20 @@ export interface HeartbeatInit {
 export interface HeartbeatLibp2p {
   readonly peerId: PeerId
   getMultiaddrs(): Multiaddr[]
-  readonly services: { readonly pubsub: Pick<PubSub, 'publish'> }
+}
+
+/** Sends a beat to every directly connected peer (`BeatChannel`); returns how many it went to. */
+export interface BeatSink {
+  broadcast(data: Uint8Array): number
 }
 
 export interface HeartbeatComponents {
-  /** Publishes the beats; its peer id and multiaddrs go into the record. */
+  /** Its peer id and multiaddrs go into the record. */
   libp2p: HeartbeatLibp2p
+  /** Where beats go. */
+  beats: BeatSink
+  /** The newest beat time of each node this node believes alive, relayed in each beat (`FailureDetector.relays`). @default none */
+  relay?: () => Record<string, number>
   /** Where the record is written (the gossip unit publishes it) and whose digest the beats carry. */
   replica: Pick<Replica, 'put' | 'digest' | 'on' | 'off'>
   log: Logger
@@ -62,7 +69,7 @@ export interface HeartbeatComponents {
 export type RecordReason = 'start' | 'changed' | 'refresh' | 'reassert'
 
 export interface HeartbeatEvents {
-  /** A beat was published (or attempted: publish errors such as "no peers" are only logged). */
+  /** A beat was sent to every connected peer (possibly none). */
   beat: [beat: Beat, bytes: number]
   /** The node record was written to the replica and is durable. */
   record: [node: Node, reason: RecordReason]
@@ -70,8 +77,9 @@ export interface HeartbeatEvents {
 
 /**
  * This node's heartbeat. Two outputs at two speeds:
- * - every `heartbeatIntervalMs`, a small beat on `BEATS_TOPIC` (`beat.ts`) that keeps the node alive in
- *   every failure detector and carries a digest prefix for anti-entropy;
+ * - every `heartbeatIntervalMs`, a small beat (`beat.ts`) to every directly connected peer that keeps
+ *   this node — and, through the relayed ages, the nodes it hears from — alive in every failure
+ *   detector, and carries a digest prefix for anti-entropy;
  * - the node record in the replica (`replica.put`), written on start, as soon as a slow-changing
  *   field changes, every `recordRefreshMs`, and right after an admin delete of it.
  *
@@ -179,15 +187,22 @@ export class Heartbeat extends EventEmitter<HeartbeatEvents> {
   }
 
   #publishBeat(): void {
-    const { libp2p, replica, self } = this.#components
-    const beat: Beat = { n: self().id, t: Date.now(), s: this.#seq++, d: digestPrefix(replica.digest()) }
-    const bytes = encodeBeat(beat)
-    this.#notify('beat', beat, bytes.length)
-    try {
-      libp2p.services.pubsub.publish(BEATS_TOPIC, bytes).catch(this.#logPublishError)
-    } catch (err) {
-      this.#logPublishError(err)
+    const { beats, replica, self, relay } = this.#components
+    const h = relay?.()
+    const beat: Beat = {
+      n: self().id,
+      t: Date.now(),
+      s: this.#seq++,
+      d: digestPrefix(replica.digest()),
+      ...(h === undefined ? {} : { h }),
     }
+    const bytes = encodeBeat(beat)
+    try {
+      beats.broadcast(bytes)
+    } catch (err) {
+      this.#log.error({ err }, 'cannot send a beat')
+    }
+    this.#notify('beat', beat, bytes.length)
   }
 
   /** Emits without letting a listener's exception escape into the timer or the record write. */
@@ -197,10 +212,6 @@ export class Heartbeat extends EventEmitter<HeartbeatEvents> {
     } catch (err) {
       this.#log.error({ err, event }, 'a heartbeat listener threw')
     }
-  }
-
-  #logPublishError = (err: unknown): void => {
-    this.#log.debug({ err }, 'beat not published')
   }
 
   #logWriteError = (err: unknown): void => {

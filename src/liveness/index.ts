@@ -24,13 +24,14 @@ export {
 } from './detector-types.ts'
 export { BeatError, type BeatErrorReason, LivenessConfigError } from './errors.ts'
 export {
-  type BeatsPubSub,
+  type BeatSource,
   FailureDetector,
   type FailureDetectorComponents,
   type FailureDetectorInit,
   failureDetector,
 } from './failure-detector.ts'
 export {
+  type BeatSink,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_RECORD_REFRESH_MS,
   Heartbeat,

@@ -6,8 +6,11 @@
 /** Gossipsub topic carrying batches of entity changes (puts and tombstones). */
 export const CHANGES_TOPIC = '/p2p-registry/changes/1'
 
-/** Gossipsub topic carrying small liveness beats (node id, time, digest prefix). */
-export const BEATS_TOPIC = '/p2p-registry/beats/1'
+/**
+ * Stream protocol carrying liveness beats one hop, to directly connected peers (`beat-channel.ts`);
+ * version 2 replaced the gossipsub topic `/p2p-registry/beats/1`.
+ */
+export const BEATS_PROTOCOL = '/p2p-registry/beats/2.0.0'
 
 /** Anti-entropy request/response protocol on libp2p streams. */
 export const SYNC_PROTOCOL = '/p2p-registry/sync/1.0.0'

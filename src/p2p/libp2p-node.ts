@@ -8,7 +8,7 @@ import { mdns } from '@libp2p/mdns'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
-import { BEATS_TOPIC, CHANGES_TOPIC, MAX_GOSSIP_MESSAGE_BYTES } from './constants.ts'
+import { CHANGES_TOPIC, MAX_GOSSIP_MESSAGE_BYTES } from './constants.ts'
 
 export type RegistryLibp2p = Libp2p<{ identify: Identify; pubsub: PubSub<GossipsubEvents> }>
 
@@ -55,14 +55,15 @@ export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> 
       identify: identify(),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
-        // Our topics only: a peer cannot make us track arbitrary topics.
-        allowedTopics: [CHANGES_TOPIC, BEATS_TOPIC],
+        // Our topic only: a peer cannot make us track arbitrary topics. (Beats do not use gossipsub:
+        // beat-channel.ts says why.)
+        allowedTopics: [CHANGES_TOPIC],
         // Drop oversized RPCs at the stream, before they are buffered or parsed.
         maxInboundDataLength: MAX_GOSSIP_MESSAGE_BYTES + 16 * 1024,
         emitSelf: false,
-        // Sized for idle traffic: every beat reaches each node about D times, and gossip announces message
-        // ids to Dlazy more peers. The defaults (D 6, Dlazy 6) cost about 12 KB/s per node of an idle
-        // 10-node cluster; D 3 about half. The publisher still sends to every topic peer (flood publish):
+        // Every message reaches each node about D times, and gossip announces message ids to Dlazy more
+        // peers: D 3 halves the copies of the defaults (D 6, Dlazy 6). The publisher still sends to every
+        // topic peer (flood publish):
         // one hop to every connected node is what keeps propagation in milliseconds; with mesh-only
         // publishing, writes took up to a second (IHAVE/IWANT recovery) in the cluster benchmark.
         D: 3,

@@ -1,4 +1,6 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import * as lp from 'it-length-prefixed'
+import { pipe } from 'it-pipe'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   type Beat,
@@ -8,11 +10,11 @@ import {
   MAX_BEAT_BYTES,
   type RecordReason,
 } from '../../src/liveness/index.ts'
-import { BEATS_TOPIC } from '../../src/p2p/constants.ts'
+import { BEATS_PROTOCOL } from '../../src/p2p/constants.ts'
 import { createP2PNode, type RegistryLibp2p } from '../../src/p2p/libp2p-node.ts'
 import { compareVersions } from '../../src/replica/lww.ts'
 import { waitFor } from '../support/wait.ts'
-import { type LivenessNode, startLivenessCluster } from './liveness-cluster.ts'
+import { connectAll, type LivenessNode, startLivenessCluster, startLivenessNode } from './liveness-cluster.ts'
 
 // Small intervals keep the suite quick: suspect after 600 ms, unreachable after 1200 ms, sweeps every 100 ms.
 const HB = 200
@@ -164,35 +166,87 @@ describe('liveness over libp2p (3 nodes on 127.0.0.1)', () => {
     expect(c.detector.status('node-1')).toBe('alive')
   })
 
-  it('rejects garbage on the beats topic without crashing, and does not forward it', async () => {
+  it('hears of a node it is not connected to through relayed beats, and flags it when it stops', async () => {
+    // A line: node-0 — node-1 — node-2. node-0 and node-2 never connect.
+    nodes = await Promise.all([0, 1, 2].map((i) => startLivenessNode(`node-${i}`, INIT)))
+    const [a, b, c] = nodes as [LivenessNode, LivenessNode, LivenessNode]
+    await connectAll([a, b])
+    await connectAll([b, c])
+    await Promise.all(nodes.map((n) => n.heartbeat.start()))
+    // Relays count only for nodes whose record is held. Records go by change gossip, which does not
+    // resend to peers grafted later, and this test runs no anti-entropy: hand them over as it would.
+    for (const [from, to] of [
+      [c, a],
+      [a, c],
+    ] as const) {
+      const entry = from.replica.entry(`node/${from.id}`)!
+      await to.replica.apply(
+        [{ kind: 'node', id: from.id, version: entry.version, value: entry.value }],
+        'sync',
+      )
+    }
+    const beating = (observer: LivenessNode, id: string) =>
+      observer.detector.snapshot().find((e) => e.nodeId === id)?.lastBeatMs !== undefined
+    await waitFor(
+      'node-0 and node-2 hear node-1, and know each other alive',
+      () =>
+        beating(a, 'node-1') &&
+        beating(c, 'node-1') &&
+        a.detector.status('node-2') === 'alive' &&
+        c.detector.status('node-0') === 'alive',
+      { timeoutMs: 5000 },
+    )
+    expect(a.libp2p.getPeers().map(String)).not.toContain(c.libp2p.peerId.toString())
+    // Relayed only: no beat of node-2 ever reached node-0 directly.
+    expect(a.detector.snapshot().find((e) => e.nodeId === 'node-2')?.lastBeatMs).toBeUndefined()
+    // Stays alive for many intervals on relays alone.
+    const transitions = recordTransitions([a])
+    const beatsOfC: number[] = []
+    c.heartbeat.on('beat', () => beatsOfC.push(Date.now()))
+    await waitFor('10 more beats of node-2', () => beatsOfC.length >= 10, { timeoutMs: 5000 })
+    expect(transitions).toEqual([])
+    // Its record (written at start) is long past the suspect threshold: relays keep it fresh.
+    expect(Date.now() - a.detector.lastSeen('node-2')!).toBeLessThan(SUSPECT)
+    expect(Date.now() - Date.parse(a.replica.get('node', 'node-2')!.lastHeartbeat)).toBeGreaterThan(SUSPECT)
+    const stoppedAt = Date.now()
+    await c.stop()
+    await waitFor('node-2 unreachable on node-0', () => a.detector.status('node-2') === 'unreachable', {
+      timeoutMs: 5000,
+    })
+    const [suspect, unreachable] = transitions
+    expect(suspect).toMatchObject({ nodeId: 'node-2', status: 'suspect' })
+    expect(unreachable).toMatchObject({ nodeId: 'node-2', status: 'unreachable' })
+    // As fast as for a direct peer: relays carry the age of the last evidence, they do not renew it.
+    expect(unreachable!.at - stoppedAt).toBeLessThanOrEqual(UNREACHABLE + 1.1 * SWEEP + SLACK)
+    expect(unreachable!.at - unreachable!.lastSeenMs).toBeGreaterThanOrEqual(UNREACHABLE)
+    console.info(`relayed: node-2 unreachable on node-0 ${unreachable!.at - stoppedAt} ms after stop`)
+  })
+
+  it('rejects garbage on the beats protocol without crashing, and nothing reaches other nodes', async () => {
     nodes = await startLivenessCluster(2, INIT)
     await waitFor('all alive', () => allAlive(nodes), { timeoutMs: 5000 })
     const [a, b] = nodes as [LivenessNode, LivenessNode]
-    // A peer of node-0 only, speaking raw gossipsub.
+    // A peer of node-0 only, writing raw frames on the beats protocol.
     extra = await createP2PNode({
       privateKey: await generateKeyPair('Ed25519'),
       listen: ['/ip4/127.0.0.1/tcp/0'],
     })
     const mallory = extra
-    mallory.services.pubsub.subscribe(BEATS_TOPIC)
-    await mallory.dial(a.libp2p.getMultiaddrs()[0]!)
-    await waitFor(
-      'mallory and node-0 see each other on beats',
-      () =>
-        a.libp2p.services.pubsub.getSubscribers(BEATS_TOPIC).some((p) => p.equals(mallory.peerId)) &&
-        mallory.services.pubsub.getSubscribers(BEATS_TOPIC).some((p) => p.equals(a.libp2p.peerId)),
-    )
+    const send = async (frames: Uint8Array[]) => {
+      const stream = await mallory.dialProtocol(a.libp2p.getMultiaddrs()[0]!, BEATS_PROTOCOL)
+      await pipe(frames, (source) => lp.encode(source), stream).catch(() => undefined)
+    }
     const beat = (n: string): Uint8Array =>
       encodeBeat({ n, t: Date.now(), s: 1e6, d: '0'.repeat(16) } satisfies Beat)
-    const garbage = [
+    await send([
       crypto.getRandomValues(new Uint8Array(100)),
-      crypto.getRandomValues(new Uint8Array(MAX_BEAT_BYTES + 100)),
       new TextEncoder().encode('{"hello":"world"}'),
       new TextEncoder().encode(JSON.stringify({ n: 'node-9', t: 'soon', s: 0, d: '0'.repeat(16) })),
       beat('node-1'), // node-1's record names another peer
       beat('node-0'), // claims the receiver's own id
-    ]
-    for (const data of garbage) await mallory.services.pubsub.publish(BEATS_TOPIC, data)
+    ])
+    // Over the cap: the stream is reset before the body is read.
+    await send([new Uint8Array(MAX_BEAT_BYTES + 100).fill(0x7b)])
     await waitFor('node-0 judged all six', () => {
       const c = a.detector.counts()
       return (

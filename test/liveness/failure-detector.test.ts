@@ -1,4 +1,3 @@
-import { TopicValidatorResult } from '@libp2p/interface'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import {
   type Beat,
@@ -12,15 +11,21 @@ import {
   MAX_BEAT_BYTES,
   resolveThresholds,
 } from '../../src/liveness/index.ts'
-import { BEATS_TOPIC } from '../../src/p2p/constants.ts'
 import type { Replica } from '../../src/replica/replica.ts'
-import { FakePubSub, memoryReplica, nodeRecord, randomPeerId, receiveRecord, testLogger } from './fixtures.ts'
+import {
+  FakeBeatSource,
+  memoryReplica,
+  nodeRecord,
+  randomPeerId,
+  receiveRecord,
+  testLogger,
+} from './fixtures.ts'
 
 const NOW = Date.UTC(2026, 10, 27, 12, 0, 0)
 const HB = 1000 // thresholds: suspect 3000, unreachable 6000, sweep every 500 ± 10%
 
 interface Setup {
-  pubsub: FakePubSub
+  beats: FakeBeatSource
   replica: Replica
   fd: FailureDetector
   events: Array<{ event: string; at: number } & LivenessChange>
@@ -30,19 +35,19 @@ async function setup(
   init: FailureDetectorInit = {},
   before?: (replica: Replica) => Promise<void>,
 ): Promise<Setup> {
-  const pubsub = new FakePubSub()
+  const beats = new FakeBeatSource()
   const replica = await memoryReplica('node-a')
   await before?.(replica)
   const fd = new FailureDetector(
     { heartbeatIntervalMs: HB, ...init },
-    { libp2p: { services: { pubsub } }, replica, log: testLogger(), nodeId: 'node-a' },
+    { beats, replica, log: testLogger(), nodeId: 'node-a' },
   )
   const events: Setup['events'] = []
   for (const event of ['node:alive', 'node:suspect', 'node:unreachable'] as const) {
     fd.on(event, (change) => events.push({ event, at: Date.now() - NOW, ...change }))
   }
   fd.start()
-  return { pubsub, replica, fd, events }
+  return { beats, replica, fd, events }
 }
 
 function beat(n: string, s: number, d = '0'.repeat(16), t = Date.now()): Uint8Array {
@@ -94,13 +99,13 @@ describe('FailureDetector', () => {
       receiveRecord(replica, nodeRecord('node-b', NOW, { peerId: peerB.toString() })),
     )
     expect(s.fd.status('node-b')).toBe('alive')
-    expect(s.pubsub.topics.has(BEATS_TOPIC)).toBe(true)
+    expect(s.beats.listenerCount('frame')).toBe(1)
 
     // Ten beats, one per interval: alive throughout, and no event beyond the first classification.
     let seq = 0
     for (let i = 0; i < 10; i++) {
       await vi.advanceTimersByTimeAsync(HB)
-      expect(await s.pubsub.deliver(peerB, beat('node-b', seq++))).toBe(TopicValidatorResult.Accept)
+      expect(s.fd.receive(peerB.toString(), beat('node-b', seq++))).toBe('accepted')
     }
     expect(s.events.map((e) => e.event)).toEqual(['node:alive'])
     const lastBeat = Date.now()
@@ -124,7 +129,7 @@ describe('FailureDetector', () => {
     expect(s.fd.statusCounts()).toEqual({ alive: 1, suspect: 0, unreachable: 1 })
 
     // It comes back: alive at once, not on the next sweep.
-    await s.pubsub.deliver(peerB, beat('node-b', seq++))
+    s.fd.receive(peerB.toString(), beat('node-b', seq++))
     expect(s.events.at(-1)).toMatchObject({
       event: 'node:alive',
       previous: 'unreachable',
@@ -159,7 +164,7 @@ describe('FailureDetector', () => {
       receiveRecord(replica, nodeRecord('node-a', NOW - 3_600_000), NOW - 3_600_000),
     )
     const impostor = await randomPeerId()
-    expect(await s.pubsub.deliver(impostor, beat('node-a', 0))).toBe(TopicValidatorResult.Ignore)
+    expect(s.fd.receive(impostor.toString(), beat('node-a', 0))).toBe('ignored-self')
     await vi.advanceTimersByTimeAsync(20_000)
     expect(s.fd.status('node-a')).toBe('alive')
     expect(s.fd.lastSeen('node-a')).toBe(Date.now())
@@ -175,9 +180,7 @@ describe('FailureDetector', () => {
     s = await setup({}, (replica) =>
       receiveRecord(replica, nodeRecord('node-b', NOW, { peerId: peerB.toString() })),
     )
-    const reject = TopicValidatorResult.Reject
-    const ignore = TopicValidatorResult.Ignore
-    const accept = TopicValidatorResult.Accept
+    const text = (t: string) => new TextEncoder().encode(t)
     const oversized = JSON.stringify({
       n: 'node-x',
       t: NOW,
@@ -185,44 +188,52 @@ describe('FailureDetector', () => {
       d: '0'.repeat(16),
       pad: 'x'.repeat(MAX_BEAT_BYTES),
     })
-    const cases: Array<[Uint8Array | string, TopicValidatorResult]> = [
-      [crypto.getRandomValues(new Uint8Array(64)), reject],
-      [new Uint8Array([0xff, 0xfe, 0x7b]), reject],
-      ['not json', reject],
-      ['[1,2,3]', reject],
-      ['null', reject],
-      ['{"n":"node-x","t":1,"s":0}', reject],
-      ['{"n":"bad id!","t":1,"s":0,"d":"0000000000000000"}', reject],
-      ['{"n":"node-x","t":-1,"s":0,"d":"0000000000000000"}', reject],
-      ['{"n":"node-x","t":1,"s":0.5,"d":"0000000000000000"}', reject],
-      ['{"n":"node-x","t":1,"s":0,"d":"ABCDEF0000000000"}', reject],
-      [oversized, reject],
+    const malformed: Uint8Array[] = [
+      crypto.getRandomValues(new Uint8Array(64)),
+      new Uint8Array([0xff, 0xfe, 0x7b]),
+      text('not json'),
+      text('[1,2,3]'),
+      text('null'),
+      text('{"n":"node-x","t":1,"s":0}'),
+      text('{"n":"bad id!","t":1,"s":0,"d":"0000000000000000"}'),
+      text('{"n":"node-x","t":-1,"s":0,"d":"0000000000000000"}'),
+      text('{"n":"node-x","t":1,"s":0.5,"d":"0000000000000000"}'),
+      text('{"n":"node-x","t":1,"s":0,"d":"ABCDEF0000000000"}'),
+      text('{"n":"node-x","t":1,"s":0,"d":"0000000000000000","h":[1]}'),
+      text('{"n":"node-x","t":1,"s":0,"d":"0000000000000000","h":{"bad id!":1}}'),
+      text('{"n":"node-x","t":1,"s":0,"d":"0000000000000000","h":{"node-y":5}}'), // a time before 0
+      text('{"n":"node-x","t":1,"s":0,"d":"0000000000000000","h":{"node-y":"1"}}'),
     ]
-    for (const [data, expected] of cases) expect(await s.pubsub.deliver(stranger, data)).toBe(expected)
+    for (const data of malformed) expect(s.fd.receive(stranger.toString(), data)).toBe('rejected-malformed')
+    expect(s.fd.receive(stranger.toString(), text(oversized))).toBe('rejected-oversized')
     // node-b's record names peerB: the same beat from another peer is not believed.
-    expect(await s.pubsub.deliver(peerC, beat('node-b', 0))).toBe(ignore)
-    expect(await s.pubsub.deliver(peerB, beat('node-b', 5))).toBe(accept)
-    // A late copy of an older beat is dropped; a restarted sender (s from 0, later t) is heard.
-    expect(await s.pubsub.deliver(peerB, beat('node-b', 4, undefined, NOW - 1))).toBe(ignore)
+    expect(s.fd.receive(peerC.toString(), beat('node-b', 0))).toBe('ignored-peer-mismatch')
+    expect(s.fd.receive(peerB.toString(), beat('node-b', 5))).toBe('accepted')
+    // An older beat is dropped; a restarted sender (s from 0, later t) is heard.
+    expect(s.fd.receive(peerB.toString(), beat('node-b', 4, undefined, NOW - 1))).toBe('ignored-stale')
     await vi.advanceTimersByTimeAsync(10)
-    expect(await s.pubsub.deliver(peerB, beat('node-b', 0))).toBe(accept)
+    expect(s.fd.receive(peerB.toString(), beat('node-b', 0))).toBe('accepted')
     // Without a record, the first peer to beat for an id keeps it until it goes unreachable.
-    expect(await s.pubsub.deliver(peerC, beat('node-c', 0))).toBe(accept)
-    expect(await s.pubsub.deliver(stranger, beat('node-c', 1))).toBe(ignore)
+    expect(s.fd.receive(peerC.toString(), beat('node-c', 0))).toBe('accepted')
+    expect(s.fd.receive(stranger.toString(), beat('node-c', 1))).toBe('ignored-peer-mismatch')
     // Unknown fields are allowed (the format is append-only).
-    expect(await s.pubsub.deliver(peerC, '{"n":"node-c","t":1,"s":2,"d":"0000000000000000","x":[1]}')).toBe(
-      accept,
-    )
+    expect(
+      s.fd.receive(peerC.toString(), text('{"n":"node-c","t":1,"s":2,"d":"0000000000000000","x":[1]}')),
+    ).toBe('accepted')
+    // The channel reports frames over the cap without handing them over.
+    s.beats.emit('oversized', stranger.toString())
     expect(s.fd.counts()).toEqual({
       accepted: 4,
-      'rejected-unsigned': 0,
-      'rejected-oversized': 1,
-      'rejected-malformed': 10,
+      'rejected-oversized': 2,
+      'rejected-malformed': malformed.length,
       'ignored-self': 0,
       'ignored-peer-mismatch': 2,
       'ignored-stale': 1,
       'ignored-capacity': 0,
     })
+    // Garbage changed nothing: only the nodes that beat properly are known.
+    expect(s.fd.status('node-x')).toBeUndefined()
+    expect(s.fd.status('node-y')).toBeUndefined()
     expect(s.fd.status('node-c')).toBe('alive')
     expect(s.fd.snapshot().map((e) => [e.nodeId, e.status, e.peerId])).toEqual([
       ['node-a', 'alive', undefined],
@@ -231,13 +242,53 @@ describe('FailureDetector', () => {
     ])
   })
 
+  it('counts a relay of a newer beat as hearing from its node, and relays what it believes alive', async () => {
+    const [peerB, peerC] = await Promise.all([randomPeerId(), randomPeerId()])
+    s = await setup({}, (replica) =>
+      receiveRecord(replica, nodeRecord('node-d', NOW - 60_000, { peerId: 'somebody' }), NOW - 60_000),
+    )
+    expect(s.fd.status('node-d')).toBe('suspect')
+    let seq = 0
+    const relaying = (h: Record<string, number>) =>
+      encodeBeat({ n: 'node-b', t: Date.now(), s: seq++, d: '0'.repeat(16), h })
+    // node-b heard node-d's beat of time 500 (node-d's clock). Claims about us, about node-b itself
+    // and about a node we hold no record of are not taken.
+    expect(
+      s.fd.receive(peerB.toString(), relaying({ 'node-d': 500, 'node-a': 1, 'node-b': 1, 'node-x': 1 })),
+    ).toBe('accepted')
+    expect(s.fd.status('node-d')).toBe('alive')
+    expect(s.fd.lastSeen('node-d')).toBe(NOW)
+    expect(s.fd.status('node-x')).toBeUndefined()
+    expect(s.events.at(-1)).toMatchObject({ event: 'node:alive', nodeId: 'node-d', previous: 'suspect' })
+    // What we relay: each node we believe alive, with the newest beat time we know of.
+    expect(s.fd.relays()).toEqual({ 'node-b': NOW, 'node-d': 500 })
+    // Newer beats keep it alive, relayed for as long as node-d beats.
+    for (let i = 1; i <= 5; i++) {
+      await vi.advanceTimersByTimeAsync(HB)
+      s.fd.receive(peerB.toString(), relaying({ 'node-d': 500 + i * HB }))
+    }
+    expect(s.fd.status('node-d')).toBe('alive')
+    const lastNews = Date.now()
+    // node-d stops: relays keep naming its last beat (echoes of it, however many), which is no news.
+    for (let i = 0; i < 4; i++) {
+      await vi.advanceTimersByTimeAsync(HB)
+      s.fd.receive(peerB.toString(), relaying({ 'node-d': 500 + 5 * HB }))
+    }
+    expect(s.fd.status('node-d')).toBe('suspect')
+    expect(s.fd.lastSeen('node-d')).toBe(lastNews)
+    expect(Object.keys(s.fd.relays())).toEqual(['node-b'])
+    // Relays from a beat that is not believed are not believed either.
+    expect(s.fd.receive(peerC.toString(), relaying({ 'node-d': Date.now() }))).toBe('ignored-peer-mismatch')
+    expect(s.fd.status('node-d')).toBe('suspect')
+  })
+
   it('forgets a node known only from beats once it is unreachable, and one whose record is deleted', async () => {
     const peerB = await randomPeerId()
     const peerC = await randomPeerId()
     s = await setup({}, (replica) =>
       receiveRecord(replica, nodeRecord('node-c', NOW, { peerId: peerC.toString() })),
     )
-    await s.pubsub.deliver(peerB, beat('node-b', 0))
+    s.fd.receive(peerB.toString(), beat('node-b', 0))
     await vi.advanceTimersByTimeAsync(6600)
     expect(s.events.filter((e) => e.nodeId === 'node-b').map((e) => e.event)).toEqual([
       'node:alive',
@@ -258,7 +309,7 @@ describe('FailureDetector', () => {
     const ours = () => digestPrefix(s.replica.digest())
     const other = 'f'.repeat(16)
     let seq = 0
-    const send = (d: string) => s.pubsub.deliver(peerB, beat('node-b', seq++, d))
+    const send = (d: string) => s.fd.receive(peerB.toString(), beat('node-b', seq++, d))
 
     await send(other)
     await send(ours())
@@ -289,22 +340,21 @@ describe('FailureDetector', () => {
     s.fd.on('node:alive', () => {
       throw new Error('listener bug')
     })
-    expect(await s.pubsub.deliver(peerB, beat('node-b', 0))).toBe(TopicValidatorResult.Accept)
+    expect(s.fd.receive(peerB.toString(), beat('node-b', 0))).toBe('accepted')
     expect(s.fd.status('node-b')).toBe('alive')
     await receiveRecord(s.replica, nodeRecord('node-c', NOW))
     expect(s.fd.status('node-c')).toBe('alive')
   })
 
-  it('stop() removes the validator, the subscription, the listeners and every timer', async () => {
+  it('stop() removes the listeners and every timer', async () => {
     s = await setup({}, (replica) => receiveRecord(replica, nodeRecord('node-b', NOW)))
     expect(vi.getTimerCount()).toBe(1)
     s.fd.start() // idempotent
     expect(vi.getTimerCount()).toBe(1)
     s.fd.stop()
     expect(vi.getTimerCount()).toBe(0)
-    expect(s.pubsub.topicValidators.size).toBe(0)
-    expect(s.pubsub.topics.size).toBe(0)
-    expect(s.pubsub.listenerCount('message')).toBe(0)
+    expect(s.beats.listenerCount('frame')).toBe(0)
+    expect(s.beats.listenerCount('oversized')).toBe(0)
     expect(s.replica.listenerCount('change')).toBe(0)
     expect(s.fd.status('node-b')).toBeUndefined()
     // Restartable.
@@ -313,9 +363,8 @@ describe('FailureDetector', () => {
   })
 
   it('validates its Init', async () => {
-    const pubsub = new FakePubSub()
     const replica = await memoryReplica('node-a')
-    const components = { libp2p: { services: { pubsub } }, replica, log: testLogger(), nodeId: 'node-a' }
+    const components = { beats: new FakeBeatSource(), replica, log: testLogger(), nodeId: 'node-a' }
     expect(() => new FailureDetector({ digestMismatchBeats: 0 }, components)).toThrow(/digestMismatchBeats/)
     expect(() => new FailureDetector({ unreachableAfterMs: 1000 }, components)).toThrow(LivenessConfigError)
   })

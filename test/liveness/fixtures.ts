@@ -1,21 +1,20 @@
-import type { EventEmitter } from 'node:events'
+import { EventEmitter } from 'node:events'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import {
-  type Message,
-  type PeerId,
-  type PubSubEvents,
-  type TopicValidatorFn,
-  TopicValidatorResult,
-  TypedEventEmitter,
-} from '@libp2p/interface'
+import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { pino } from 'pino'
 import type { Logger } from '../../src/agent/logger.ts'
-import type { BeatsPubSub, HeartbeatLibp2p, NodeUsage, ResourceSource } from '../../src/liveness/index.ts'
+import type {
+  BeatSink,
+  BeatSource,
+  HeartbeatLibp2p,
+  NodeUsage,
+  ResourceSource,
+} from '../../src/liveness/index.ts'
 import type { GpuInfo } from '../../src/liveness/nvidia-smi.ts'
 import type { Node } from '../../src/model/index.ts'
-import { BEATS_TOPIC } from '../../src/p2p/constants.ts'
+import type { BeatChannelEvents } from '../../src/p2p/beat-channel.ts'
 import { HybridClock } from '../../src/replica/hlc.ts'
 import { MemoryStore } from '../../src/replica/memory-store.ts'
 import { Replica } from '../../src/replica/replica.ts'
@@ -53,74 +52,36 @@ export function fakeResources(gpus: GpuInfo[] = []): ResourceSource & { gpuList:
   }
 }
 
-/** A libp2p stand-in for the heartbeat: records what it publishes. */
+/** A libp2p stand-in for the heartbeat: a peer id and addresses. */
 export function fakeHeartbeatLibp2p(peerId: PeerId, addrs = ['/ip4/10.0.0.1/tcp/11338']) {
-  const published: Uint8Array[] = []
   const libp2p = {
     peerId,
     addrs,
-    published,
-    failPublish: false,
     getMultiaddrs() {
       return libp2p.addrs.map((a) => multiaddr(`${a}/p2p/${peerId.toString()}`))
-    },
-    services: {
-      pubsub: {
-        async publish(topic: string, data: Uint8Array) {
-          if (topic !== BEATS_TOPIC) throw new Error(`unexpected topic ${topic}`)
-          if (libp2p.failPublish) throw new Error('no peers subscribed')
-          published.push(data)
-          return { recipients: [] }
-        },
-      },
     },
   }
   return libp2p satisfies HeartbeatLibp2p
 }
 
-/**
- * A gossipsub stand-in for the failure detector: `deliver` runs the topic validator like gossipsub
- * does and dispatches `message` only for accepted messages.
- */
-export class FakePubSub extends TypedEventEmitter<PubSubEvents> implements BeatsPubSub {
-  readonly topicValidators = new Map<string, TopicValidatorFn>()
-  readonly topics = new Set<string>()
-  #seq = 0n
-
-  subscribe(topic: string): void {
-    this.topics.add(topic)
+/** A beat channel stand-in: records what the heartbeat broadcasts, and can fail. */
+export function fakeBeatSink() {
+  const sink = {
+    sent: [] as Uint8Array[],
+    fail: false,
+    broadcast(data: Uint8Array): number {
+      if (sink.fail) throw new Error('cannot send')
+      sink.sent.push(data)
+      return 0
+    },
   }
+  return sink satisfies BeatSink
+}
 
-  unsubscribe(topic: string): void {
-    this.topics.delete(topic)
-  }
-
-  getTopics(): string[] {
-    return [...this.topics]
-  }
-
-  /** A signed message from `from` on the beats topic, as the validator sees it. */
-  message(from: PeerId, data: Uint8Array): Message {
-    return {
-      type: 'signed',
-      from,
-      topic: BEATS_TOPIC,
-      data,
-      sequenceNumber: this.#seq++,
-      signature: new Uint8Array(64),
-      key: from.publicKey!,
-    }
-  }
-
-  async deliver(from: PeerId, data: Uint8Array | string): Promise<TopicValidatorResult> {
-    const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data
-    const msg = this.message(from, bytes)
-    const validator = this.topicValidators.get(BEATS_TOPIC)
-    const result = validator ? await validator(from, msg) : TopicValidatorResult.Accept
-    if (result === TopicValidatorResult.Accept && this.topics.has(BEATS_TOPIC)) {
-      this.safeDispatchEvent('message', { detail: msg })
-    }
-    return result
+/** A beat channel stand-in for the failure detector: `frame` delivers as if from a direct peer. */
+export class FakeBeatSource extends EventEmitter<BeatChannelEvents> implements BeatSource {
+  frame(from: PeerId, data: Uint8Array | string): void {
+    this.emit('frame', from.toString(), typeof data === 'string' ? new TextEncoder().encode(data) : data)
   }
 }
 

@@ -5,6 +5,7 @@ import {
   Heartbeat,
   type HeartbeatInit,
   LivenessConfigError,
+  MAX_BEAT_BYTES,
   type NodeSelf,
   type RecordReason,
 } from '../../src/liveness/index.ts'
@@ -12,7 +13,14 @@ import type { GpuInfo } from '../../src/liveness/nvidia-smi.ts'
 import type { Node } from '../../src/model/index.ts'
 import { compareVersions } from '../../src/replica/lww.ts'
 import type { Replica } from '../../src/replica/replica.ts'
-import { fakeHeartbeatLibp2p, fakeResources, memoryReplica, randomPeerId, testLogger } from './fixtures.ts'
+import {
+  fakeBeatSink,
+  fakeHeartbeatLibp2p,
+  fakeResources,
+  memoryReplica,
+  randomPeerId,
+  testLogger,
+} from './fixtures.ts'
 
 const NOW = Date.UTC(2026, 10, 27, 12, 0, 0)
 const HB = 1000
@@ -28,17 +36,18 @@ const GPU: GpuInfo = {
 async function setup(init: HeartbeatInit = {}) {
   const peerId = await randomPeerId()
   const libp2p = fakeHeartbeatLibp2p(peerId)
+  const beats = fakeBeatSink()
   const replica = await memoryReplica('node-a')
   const resources = fakeResources()
   const self: NodeSelf = { id: 'node-a', url: 'http://node-a.test:11337', region: 'eu-1' }
   const hb = new Heartbeat(
     { heartbeatIntervalMs: HB, recordRefreshMs: 60_000, ...init },
-    { libp2p, replica, log: testLogger(), self: () => self, resources },
+    { libp2p, beats, replica, log: testLogger(), self: () => self, resources },
   )
   const writes: Array<{ reason: RecordReason; node: Node }> = []
   hb.on('record', (node, reason) => writes.push({ reason, node }))
   const localNodeWrites = () => writes.length
-  return { hb, libp2p, replica, resources, self, writes, peerId, localNodeWrites }
+  return { hb, libp2p, beats, replica, resources, self, writes, peerId, localNodeWrites }
 }
 
 describe('Heartbeat', () => {
@@ -75,19 +84,19 @@ describe('Heartbeat', () => {
       multiaddrs: [`/ip4/10.0.0.1/tcp/11338/p2p/${s.peerId}`],
       peerId: s.peerId.toString(),
     })
-    expect(s.libp2p.published).toHaveLength(1)
+    expect(s.beats.sent).toHaveLength(1)
 
     await vi.advanceTimersByTimeAsync(20 * HB)
     // One beat per interval ±10%: 19-23 in 20 intervals, plus the one at start.
-    expect(s.libp2p.published.length).toBeGreaterThanOrEqual(19)
-    expect(s.libp2p.published.length).toBeLessThanOrEqual(24)
+    expect(s.beats.sent.length).toBeGreaterThanOrEqual(19)
+    expect(s.beats.sent.length).toBeLessThanOrEqual(24)
     expect(replicaWrites).toBe(1)
     expect(s.writes).toHaveLength(1)
 
-    const beats = s.libp2p.published.map((b) => decodeBeat(b))
+    const beats = s.beats.sent.map((b) => decodeBeat(b))
     expect(beats.map((b) => b.s)).toEqual(beats.map((_, i) => i))
     expect(beats.every((b) => b.n === 'node-a' && b.d === digestPrefix(s.replica.digest()))).toBe(true)
-    expect(Math.max(...s.libp2p.published.map((b) => b.length))).toBeLessThan(100)
+    expect(Math.max(...s.beats.sent.map((b) => b.length))).toBeLessThan(100)
   })
 
   it('rewrites the record at once when url, zone, multiaddrs or the GPU list change, not for GPU load', async () => {
@@ -153,10 +162,10 @@ describe('Heartbeat', () => {
     expect(s.replica.get('node', 'node-a')?.url).toBe('http://node-a.test:11337')
   })
 
-  it('ignores publish errors (no peers yet)', async () => {
+  it('keeps beating when sending fails', async () => {
     const s = await setup()
     hb = s.hb
-    s.libp2p.failPublish = true
+    s.beats.fail = true
     const beats: number[] = []
     s.hb.on('beat', (_beat, bytes) => beats.push(bytes))
     await s.hb.start()
@@ -173,7 +182,7 @@ describe('Heartbeat', () => {
     })
     await s.hb.start()
     await vi.advanceTimersByTimeAsync(3.5 * HB)
-    expect(s.libp2p.published.length).toBeGreaterThanOrEqual(3)
+    expect(s.beats.sent.length).toBeGreaterThanOrEqual(3)
   })
 
   it('stop() leaves no timer and no listener; start() is idempotent and restartable', async () => {
@@ -185,12 +194,12 @@ describe('Heartbeat', () => {
     await s.hb.stop()
     expect(vi.getTimerCount()).toBe(0)
     expect(s.replica.listenerCount('change')).toBe(0)
-    const published = s.libp2p.published.length
+    const published = s.beats.sent.length
     await vi.advanceTimersByTimeAsync(10 * HB)
-    expect(s.libp2p.published).toHaveLength(published)
+    expect(s.beats.sent).toHaveLength(published)
     await s.hb.start()
     expect(s.writes.map((w) => w.reason)).toEqual(['start', 'start'])
-    expect(decodeBeat(s.libp2p.published.at(-1)!).s).toBe(0)
+    expect(decodeBeat(s.beats.sent.at(-1)!).s).toBe(0)
   })
 
   it('keeps one timer when stopped and restarted while starting', async () => {
@@ -216,10 +225,44 @@ describe('Heartbeat', () => {
     expect(s.replica.listenerCount('change')).toBe(0)
   })
 
+  it('relays the beat times it is given in every beat, newest first, within the size cap', async () => {
+    const peerId = await randomPeerId()
+    const beats = fakeBeatSink()
+    let relays: Record<string, number> = { 'node-b': NOW - 120, 'node-c': NOW - 40 }
+    hb = new Heartbeat(
+      { heartbeatIntervalMs: HB },
+      {
+        libp2p: fakeHeartbeatLibp2p(peerId),
+        beats,
+        relay: () => relays,
+        replica: await memoryReplica('node-a'),
+        log: testLogger(),
+        self: () => ({ id: 'node-a', url: 'http://a:1' }),
+        resources: fakeResources(),
+      },
+    )
+    await hb.start()
+    expect(decodeBeat(beats.sent.at(-1)!).h).toEqual(relays)
+    // On the wire, each is written as the beat's own t minus the relayed time: short.
+    expect(new TextDecoder().decode(beats.sent.at(-1)!)).toContain('"h":{"node-c":40,"node-b":120}')
+    // A thousand relays of long ids do not fit in MAX_BEAT_BYTES: the oldest are left out.
+    relays = Object.fromEntries(
+      Array.from({ length: 1000 }, (_, i) => [`node-${'x'.repeat(100)}-${i}`, NOW - i]),
+    )
+    await vi.advanceTimersByTimeAsync(1.1 * HB)
+    const last = beats.sent.at(-1)!
+    expect(last.length).toBeLessThanOrEqual(MAX_BEAT_BYTES)
+    const relayed = Object.values(decodeBeat(last).h!)
+    expect(relayed.length).toBeGreaterThan(400)
+    expect(relayed.length).toBeLessThan(1000)
+    expect(Math.min(...relayed)).toBe(NOW - (relayed.length - 1))
+  })
+
   it('validates its Init', async () => {
     const replica: Replica = await memoryReplica('node-a')
     const components = {
       libp2p: fakeHeartbeatLibp2p(await randomPeerId()),
+      beats: fakeBeatSink(),
       replica,
       log: testLogger(),
       self: () => ({ id: 'node-a', url: 'http://a:1' }),

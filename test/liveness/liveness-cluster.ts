@@ -5,20 +5,23 @@ import {
   type FailureDetectorInit,
   Heartbeat,
   type HeartbeatInit,
+  MAX_BEAT_BYTES,
 } from '../../src/liveness/index.ts'
-import { BEATS_TOPIC, CHANGES_TOPIC } from '../../src/p2p/constants.ts'
+import { BeatChannel } from '../../src/p2p/beat-channel.ts'
+import { CHANGES_TOPIC } from '../../src/p2p/constants.ts'
 import { Gossip } from '../../src/p2p/gossip.ts'
 import { createP2PNode, type RegistryLibp2p } from '../../src/p2p/libp2p-node.ts'
 import type { Replica } from '../../src/replica/replica.ts'
 import { waitFor } from '../support/wait.ts'
 import { memoryReplica, testLogger } from './fixtures.ts'
 
-/** One agent's worth of parts: libp2p, a replica, change gossip, heartbeat and failure detector. */
+/** One agent's worth of parts: libp2p, a replica, change gossip, beat channel, heartbeat and failure detector. */
 export interface LivenessNode {
   id: string
   libp2p: RegistryLibp2p
   replica: Replica
   gossip: Gossip
+  beats: BeatChannel
   heartbeat: Heartbeat
   detector: FailureDetector
   log: Logger
@@ -36,14 +39,18 @@ export async function startLivenessNode(
   })
   const replica = await memoryReplica(id)
   const gossip = new Gossip({}, { libp2p, replica, log })
+  const beats = new BeatChannel({ maxFrameBytes: MAX_BEAT_BYTES }, { libp2p, log })
+  const detector = new FailureDetector(init, { beats, replica, log, nodeId: id })
   const heartbeat = new Heartbeat(init, {
     libp2p,
+    beats,
+    relay: () => detector.relays(),
     replica,
     log,
     self: () => ({ id, url: `http://${id}.test:11337` }),
   })
-  const detector = new FailureDetector(init, { libp2p, replica, log, nodeId: id })
   gossip.start()
+  await beats.start()
   detector.start()
   let stopping: Promise<void> | undefined
   return {
@@ -51,6 +58,7 @@ export async function startLivenessNode(
     libp2p,
     replica,
     gossip,
+    beats,
     heartbeat,
     detector,
     log,
@@ -58,6 +66,7 @@ export async function startLivenessNode(
       stopping ??= (async () => {
         await heartbeat.stop()
         detector.stop()
+        await beats.stop()
         gossip.stop()
         await libp2p.stop()
         await replica.close()
@@ -70,7 +79,7 @@ export async function startLivenessNode(
 /**
  * Dials every pair (retrying: libp2p refuses more than 5 inbound connections a second from one host,
  * and every test node is 127.0.0.1), then waits until each node sees each other as a subscriber of
- * both topics.
+ * the changes topic.
  */
 export async function connectAll(nodes: readonly LivenessNode[]): Promise<void> {
   for (let i = 0; i < nodes.length; i++) {
@@ -87,13 +96,11 @@ export async function connectAll(nodes: readonly LivenessNode[]): Promise<void> 
       )
     }
   }
-  await waitFor('every node subscribed to beats and changes on every other', () =>
-    nodes.every((a) =>
-      [BEATS_TOPIC, CHANGES_TOPIC].every((topic) => {
-        const subscribers = new Set(a.libp2p.services.pubsub.getSubscribers(topic).map(String))
-        return nodes.every((b) => b === a || subscribers.has(b.libp2p.peerId.toString()))
-      }),
-    ),
+  await waitFor('every node subscribed to changes on every other', () =>
+    nodes.every((a) => {
+      const subscribers = new Set(a.libp2p.services.pubsub.getSubscribers(CHANGES_TOPIC).map(String))
+      return nodes.every((b) => b === a || subscribers.has(b.libp2p.peerId.toString()))
+    }),
   )
 }
 
