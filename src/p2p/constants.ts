@@ -3,8 +3,11 @@
  * version string, never a silent change of meaning. Message `type` values are append-only.
  */
 
-/** Gossipsub topic carrying batches of entity changes (puts and tombstones). */
-export const CHANGES_TOPIC = '/p2p-registry/changes/1'
+/**
+ * Gossipsub topic carrying batches of entity changes (puts and tombstones). Version 2: messages are
+ * unsigned (`libp2p-node.ts` says why); version 1 was signed.
+ */
+export const CHANGES_TOPIC = '/p2p-registry/changes/2'
 
 /**
  * Stream protocol carrying liveness beats one hop, to directly connected peers (`beat-channel.ts`);

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { type Agent, startAgent } from '../../src/agent/agent.ts'
 import { type AgentConfig, loadConfig } from '../../src/agent/config.ts'
 import { createLogger } from '../../src/agent/logger.ts'
+import { CHANGES_TOPIC } from '../../src/p2p/constants.ts'
 import { waitFor } from './wait.ts'
 
 export interface TestAgent extends Agent {
@@ -98,9 +99,7 @@ export async function waitMeshed(agents: readonly Agent[], timeoutMs = 15_000): 
     'every agent connected to every other with the changes topic',
     () =>
       agents.every((a) => {
-        const subscribers = new Set(
-          a.libp2p.services.pubsub.getSubscribers('/p2p-registry/changes/1').map(String),
-        )
+        const subscribers = new Set(a.libp2p.services.pubsub.getSubscribers(CHANGES_TOPIC).map(String))
         return agents.every((b) => b === a || subscribers.has(b.libp2p.peerId.toString()))
       }),
     { timeoutMs },
