@@ -36,6 +36,8 @@ type Stats = {
   peers: number
   rss: number
   cpu: { user: number; system: number }
+  syncSessions: number
+  gossipMessages: number
   at: number
 }
 
@@ -225,6 +227,12 @@ try {
     const before = stats0[i]!.cpu
     return sum + (s.cpu.user - before.user + s.cpu.system - before.system) / 1e6
   }, 0)
+  const during = (key: 'syncSessions' | 'gossipMessages') =>
+    stats1.reduce((sum, s, i) => sum + s[key] - stats0[i]![key], 0)
+  console.log(
+    `idle ${Math.round(seconds)} s: ${during('syncSessions')} anti-entropy sessions (both ends counted), ` +
+      `${during('gossipMessages')} gossip messages received, all agents together`,
+  )
   console.log(
     `idle ${Math.round(seconds)} s: traffic sent per node median ${(median(rates) / 1024).toFixed(2)} KB/s ` +
       `(max ${(Math.max(...rates) / 1024).toFixed(2)} KB/s); CPU of all ${AGENTS} agents ${((100 * cpuSeconds) / seconds).toFixed(1)}% of one core; ` +

@@ -105,6 +105,8 @@ process.on('message', async (message: { type: string; count?: number; intervalMs
       peers: agent.discovery.connectedPeers().length,
       rss: process.memoryUsage().rss,
       cpu: process.cpuUsage(),
+      syncSessions: Object.values(agent.sync.stats.sessions).reduce((a, b) => a + b, 0),
+      gossipMessages: agent.gossip.stats.messagesReceived,
       at: now(),
     })
   } else if (message.type === 'stop') {

@@ -3,7 +3,13 @@ import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, listen } from '../http/index.ts'
-import { FailureDetector, Heartbeat, InstanceProber, MAX_BEAT_BYTES } from '../liveness/index.ts'
+import {
+  FailureDetector,
+  Heartbeat,
+  InstanceProber,
+  MAX_BEAT_BYTES,
+  resolveThresholds,
+} from '../liveness/index.ts'
 import { BeatChannel } from '../p2p/beat-channel.ts'
 import { Discovery } from '../p2p/discovery.ts'
 import { Gossip } from '../p2p/gossip.ts'
@@ -70,7 +76,14 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
   const discovery = new Discovery({ seeds: config.peers }, { libp2p, replica, log })
   const sync = antiEntropy()({ libp2p, replica, log: log.child({ unit: 'anti-entropy' }) })
   const beats = new BeatChannel(
-    { maxFrameBytes: MAX_BEAT_BYTES },
+    {
+      maxFrameBytes: MAX_BEAT_BYTES,
+      // As long as it takes to call a node unreachable, and no less than libp2p's own ping interval.
+      silentConnectionMs: Math.max(
+        resolveThresholds({ heartbeatIntervalMs: config.heartbeatIntervalMs }).unreachableAfterMs,
+        10_000,
+      ),
+    },
     { libp2p, log: log.child({ unit: 'beats' }) },
   )
   const detector = new FailureDetector(

@@ -16,6 +16,13 @@ export interface BeatChannelInit {
    * @default 64 KiB
    */
   maxQueuedBytes?: number
+  /**
+   * A connection on which the peer has sent no beat for this long, ms, is closed: it is dead (a
+   * half-open TCP connection after a crash or a partition), or the peer is no agent. Discovery dials
+   * again when it can. This stands in for libp2p's connection monitor, which opens a ping stream on
+   * every connection every 10 s. @default never
+   */
+  silentConnectionMs?: number
 }
 
 export interface BeatChannelComponents {
@@ -50,7 +57,10 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> {
   readonly #log: Logger
   readonly #maxFrameBytes: number
   readonly #maxQueuedBytes: number
+  readonly #silentConnectionMs: number
   readonly #links = new Map<string, Link>()
+  /** When each peer last sent us a frame, local ms. */
+  readonly #heardAt = new Map<string, number>()
   #started = false
 
   constructor(init: BeatChannelInit, components: BeatChannelComponents) {
@@ -59,6 +69,7 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> {
     this.#log = components.log
     this.#maxFrameBytes = init.maxFrameBytes
     this.#maxQueuedBytes = init.maxQueuedBytes ?? 64 * 1024
+    this.#silentConnectionMs = init.silentConnectionMs ?? Number.POSITIVE_INFINITY
   }
 
   async start(): Promise<void> {
@@ -78,6 +89,7 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> {
     this.#started = false
     this.#libp2p.removeEventListener('peer:disconnect', this.#onDisconnect)
     for (const peer of [...this.#links.keys()]) this.#drop(peer)
+    this.#heardAt.clear()
     await this.#libp2p.unhandle(BEATS_PROTOCOL).catch((err: unknown) => {
       this.#log.debug({ err }, 'cannot unregister the beats protocol')
     })
@@ -94,8 +106,8 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> {
 
   /**
    * Queues `data` to every connected peer. Best effort: a peer whose stream is still opening, or
-   * failed, misses this frame (a beat is superseded by the next one anyway). Returns how many
-   * peers it was queued for.
+   * failed, misses this frame (a beat is superseded by the next one anyway). Also closes connections
+   * silent for `silentConnectionMs`. Returns how many peers the frame was queued for.
    */
   broadcast(data: Uint8Array): number {
     if (!this.#started) return 0
@@ -103,10 +115,18 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> {
       throw new RangeError(`refusing to send a ${data.byteLength}-byte beat (max ${this.#maxFrameBytes})`)
     }
     let queued = 0
+    const now = Date.now()
     const byPeer = new Map<string, Connection>()
     for (const connection of this.#libp2p.getConnections()) {
       if (connection.status !== 'open') continue
-      byPeer.set(connection.remotePeer.toString(), connection)
+      const peer = connection.remotePeer.toString()
+      const heard = Math.max(connection.timeline.open, this.#heardAt.get(peer) ?? 0)
+      if (now - heard > this.#silentConnectionMs) {
+        this.#log.info({ peer, silentMs: now - heard }, 'closing a connection that carries no beats')
+        connection.abort(new Error(`no beat from ${peer} for ${now - heard} ms`))
+        continue
+      }
+      byPeer.set(peer, connection)
     }
     for (const [peer, connection] of byPeer) {
       const link = this.#links.get(peer) ?? this.#open(peer, connection)
@@ -151,7 +171,9 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> {
   }
 
   readonly #onDisconnect = (event: CustomEvent<PeerId>): void => {
-    this.#drop(event.detail.toString())
+    const peer = event.detail.toString()
+    this.#drop(peer)
+    this.#heardAt.delete(peer)
   }
 
   readonly #onStream = ({ stream, connection }: IncomingStreamData): void => {
@@ -162,6 +184,7 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> {
       async (frames) => {
         for await (const frame of frames) {
           if (!this.#started) break
+          this.#heardAt.set(from, Date.now())
           this.#emitSafely('frame', from, frame.subarray())
         }
       },

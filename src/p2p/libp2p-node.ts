@@ -51,6 +51,11 @@ export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> 
     // libp2p refuses more than 5 inbound connections per second from one IP by default; agents behind
     // one NAT address (or a cluster on one machine) would be refused at start-up.
     connectionManager: { inboundConnectionThreshold: 50 },
+    // Off: it opens a ping stream on every connection every 10 s from both ends (stream set-up and
+    // protocol negotiation: several frames and socket writes each), which was most of an idle cluster's
+    // remaining CPU. The beats already cross every connection every heartbeat, so BeatChannel closes a
+    // connection that carries none for a while instead.
+    connectionMonitor: { enabled: false },
     services: {
       identify: identify(),
       pubsub: gossipsub({
