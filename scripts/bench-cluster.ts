@@ -10,7 +10,7 @@
  * channel only tells them when to write and reports when they see changes.
  */
 import { type ChildProcess, execFileSync, fork } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -72,6 +72,8 @@ async function spawnAgent(index: number, peers: string[]): Promise<Child> {
       OB_MDNS: 'false',
       OB_HEARTBEAT_MS: String(HEARTBEAT_MS),
       OB_LOG_LEVEL: 'warn',
+      // As the bin and the image run agents (also when this script is run without npm).
+      MALLOC_ARENA_MAX: '2',
     },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
@@ -135,6 +137,18 @@ async function waitUntil(what: string, timeoutMs: number, check: () => Promise<b
     await sleep(20)
   }
   return performance.now() - start
+}
+
+/**
+ * A process's memory from /proc/PID/smaps_rollup, bytes: `rss`; `pss`, which splits pages shared with
+ * other processes (the Node binary's code, which every agent maps) between them; and `anon`, its
+ * private anonymous memory (heaps, stacks).
+ */
+async function memoryOf(pid: number): Promise<{ rss: number; pss: number; anon: number }> {
+  const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8')
+  const kb = (field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN) * 1024
+  return { rss: kb('Rss'), pss: kb('Pss'), anon: kb('Anonymous') }
 }
 
 /** TCP payload bytes sent by each pid, summed over its established sockets (from `ss`). */
@@ -232,6 +246,12 @@ try {
   console.log(
     `idle ${Math.round(seconds)} s: ${during('syncSessions')} anti-entropy sessions (both ends counted), ` +
       `${during('gossipMessages')} gossip messages received, all agents together`,
+  )
+  const memory = await Promise.all(children.map((c) => memoryOf(c.pid)))
+  const mb = (xs: number[]) => `${(median(xs) / 2 ** 20).toFixed(0)} MB`
+  console.log(
+    `idle memory per agent (median): RSS ${mb(memory.map((m) => m.rss))}, PSS ${mb(memory.map((m) => m.pss))} ` +
+      `(shared pages such as the Node binary split between the agents), private anonymous ${mb(memory.map((m) => m.anon))}`,
   )
   console.log(
     `idle ${Math.round(seconds)} s: traffic sent per node median ${(median(rates) / 1024).toFixed(2)} KB/s ` +
