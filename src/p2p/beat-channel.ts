@@ -53,6 +53,8 @@ interface Link {
  * connected hear of each other through the ages relayed inside beats (see `beat.ts`).
  */
 export class BeatChannel extends EventEmitter<BeatChannelEvents> {
+  /** Streams reset because the peer stopped reading (more than `maxQueuedBytes` waiting). */
+  stalledResets = 0
   readonly #libp2p: BeatChannelComponents['libp2p']
   readonly #log: Logger
   readonly #maxFrameBytes: number
@@ -133,6 +135,7 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> {
       if (link.stream === undefined) continue
       if (link.out.readableLength > this.#maxQueuedBytes) {
         this.#log.debug({ peer, queued: link.out.readableLength }, 'peer is not reading beats; resetting')
+        this.stalledResets++
         this.#drop(peer)
         continue
       }

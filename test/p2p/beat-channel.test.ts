@@ -73,6 +73,38 @@ describe('BeatChannel (libp2p on 127.0.0.1)', () => {
     expect(a.frames).toEqual([[mallory.peerId.toString(), 'fine']])
   })
 
+  it('resets the stream of a peer that stops reading, instead of queueing beats without bound', async () => {
+    const libp2p = await node()
+    const channel = new BeatChannel(
+      { maxFrameBytes: MAX, maxQueuedBytes: 8 * MAX },
+      { libp2p, log: testLogger() },
+    )
+    await channel.start()
+    nodes.push(libp2p)
+    channels.push(channel)
+    // A peer that accepts beat streams and never reads them.
+    const stuck = await node()
+    nodes.push(stuck)
+    const accepted: unknown[] = []
+    await stuck.handle(BEATS_PROTOCOL, ({ stream }) => {
+      accepted.push(stream)
+    })
+    await libp2p.dial(stuck.getMultiaddrs()[0]!)
+    // Yamux lets 256 KiB through before the sender must wait for the reader; then beats queue up to
+    // 8 KiB, and the next broadcast resets the stream; a later one opens a new stream.
+    const frame = new Uint8Array(MAX).fill(1)
+    await waitFor('a stalled reset', async () => {
+      for (let i = 0; i < 64; i++) channel.broadcast(frame)
+      await new Promise((resolve) => setImmediate(resolve))
+      return channel.stalledResets > 0
+    })
+    await waitFor('a second stream opened', () => {
+      channel.broadcast(frame)
+      return accepted.length >= 2
+    })
+    expect(channel.peers()).toEqual([stuck.peerId.toString()])
+  })
+
   it('closes a connection that carries no beats for silentConnectionMs, and keeps those that do', async () => {
     const a = await start(600)
     const b = await start()
