@@ -148,6 +148,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
         gossip: () => gossip.stats,
         antiEntropy: () => sync.stats,
         liveness: () => detector.statusCounts(),
+        beats: () => ({ outcomes: detector.counts(), stalledResets: beats.stalledResets }),
       },
     },
   )

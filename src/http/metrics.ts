@@ -28,6 +28,8 @@ export interface MetricsSources {
   gossip?(): GossipStats
   antiEntropy?(): AntiEntropyMetricsSource
   liveness?(): Record<LivenessState, number>
+  /** Beats heard from peers by what the failure detector made of them (`BeatOutcome`), and beat streams reset. */
+  beats?(): { outcomes: Readonly<Record<string, number>>; stalledResets: number }
 }
 
 /** What the HTTP layer itself feeds in. */
@@ -116,6 +118,23 @@ export function createMetrics(sources: MetricsSources, inputs: HttpMetricsInputs
     'reason',
     () => {
       return sources.gossip?.().rejected
+    },
+  )
+  mirrorCounter(
+    registry,
+    'beats_total',
+    'Beats heard from directly connected peers, by what the failure detector made of them',
+    'outcome',
+    () => sources.beats?.().outcomes,
+  )
+  mirrorCounter(
+    registry,
+    'beat_streams_reset_total',
+    'Beat streams reset because the peer stopped reading them',
+    'reason',
+    () => {
+      const b = sources.beats?.()
+      return b && { stalled: b.stalledResets }
     },
   )
   new Counter({

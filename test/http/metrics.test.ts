@@ -28,6 +28,7 @@ describe('GET /metrics', () => {
           staleResets: 0,
         }),
         liveness: () => ({ alive: 3, suspect: 1, unreachable: 0 }),
+        beats: () => ({ outcomes: { accepted: 40, 'rejected-malformed': 2 }, stalledResets: 1 }),
       },
     })
   })
@@ -60,6 +61,9 @@ describe('GET /metrics', () => {
     expect(value(text, 'p2p_registry_anti_entropy_failures_total{reason="timeout"}')).toBe(1)
     expect(value(text, 'p2p_registry_anti_entropy_counter_total{counter="staleResets"}')).toBe(0)
     expect(value(text, 'p2p_registry_nodes_by_liveness{state="suspect"}')).toBe(1)
+    expect(value(text, 'p2p_registry_beats_total{outcome="accepted"}')).toBe(40)
+    expect(value(text, 'p2p_registry_beats_total{outcome="rejected-malformed"}')).toBe(2)
+    expect(value(text, 'p2p_registry_beat_streams_reset_total{reason="stalled"}')).toBe(1)
     expect(text).toContain('p2p_registry_process_resident_memory_bytes')
 
     // Read again at the next scrape: nothing was pushed.
@@ -112,6 +116,8 @@ describe('GET /metrics', () => {
         'anti_entropy_sessions_total',
         'anti_entropy_entries_total',
         'nodes_by_liveness',
+        'beats_total',
+        'beat_streams_reset_total',
         'http_requests_total',
         'http_request_duration_seconds',
         'http_response_cache_total',
