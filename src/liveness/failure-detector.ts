@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { emitSafely } from '../agent/emit-safely.ts'
 import type { Logger } from '../agent/logger.ts'
 import type { Node } from '../model/index.ts'
 import type { Change } from '../replica/change.ts'
@@ -244,11 +245,7 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> {
    * the replica's change event and timers, where a throw would crash the agent or fail a write.
    */
   #notify<K extends keyof FailureDetectorEvents>(event: K, ...args: FailureDetectorEvents[K]): void {
-    try {
-      ;(this.emit as (...a: unknown[]) => boolean).call(this, event, ...args)
-    } catch (err) {
-      this.#log.error({ err, event }, 'a failure detector listener threw')
-    }
+    emitSafely(this, this.#log, 'failure detector', event, args)
   }
 
   #track(nodeId: string): Tracked {

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import { emitSafely } from '../agent/emit-safely.ts'
 import type { Logger } from '../agent/logger.ts'
 import type { Node } from '../model/index.ts'
 import type { Change } from '../replica/change.ts'
@@ -207,11 +208,7 @@ export class Heartbeat extends EventEmitter<HeartbeatEvents> {
 
   /** Emits without letting a listener's exception escape into the timer or the record write. */
   #notify<K extends keyof HeartbeatEvents>(event: K, ...args: HeartbeatEvents[K]): void {
-    try {
-      ;(this.emit as (...a: unknown[]) => boolean).call(this, event, ...args)
-    } catch (err) {
-      this.#log.error({ err, event }, 'a heartbeat listener threw')
-    }
+    emitSafely(this, this.#log, 'heartbeat', event, args)
   }
 
   #logWriteError = (err: unknown): void => {

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { LookupFunction } from 'node:net'
 import { performance } from 'node:perf_hooks'
+import { emitSafely } from '../agent/emit-safely.ts'
 import type { Logger } from '../agent/logger.ts'
 import type { Instance, InstanceStatus } from '../model/index.ts'
 import type { Change } from '../replica/change.ts'
@@ -486,11 +487,7 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> {
 
   /** Emits without letting a listener's exception escape into a timer or a write. */
   #notify<K extends keyof InstanceProberEvents>(event: K, ...args: InstanceProberEvents[K]): void {
-    try {
-      ;(this.emit as (...a: unknown[]) => boolean).call(this, event, ...args)
-    } catch (err) {
-      this.#log.error({ err, event }, 'an instance probe listener threw')
-    }
+    emitSafely(this, this.#log, 'instance probe', event, args)
   }
 }
 

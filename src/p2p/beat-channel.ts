@@ -3,6 +3,7 @@ import type { Connection, IncomingStreamData, Libp2p, PeerId, Stream } from '@li
 import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
 import { type Pushable, pushable } from 'it-pushable'
+import { emitSafely } from '../agent/emit-safely.ts'
 import type { Logger } from '../agent/logger.ts'
 import { BEATS_PROTOCOL } from './constants.ts'
 
@@ -203,10 +204,6 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> {
 
   /** A listener's exception must not end the peer's stream (and with it, its beats). */
   #emitSafely<K extends keyof BeatChannelEvents>(event: K, ...args: BeatChannelEvents[K]): void {
-    try {
-      ;(this.emit as (...a: unknown[]) => boolean).call(this, event, ...args)
-    } catch (err) {
-      this.#log.error({ err, event }, 'a beat listener threw')
-    }
+    emitSafely(this, this.#log, 'beat', event, args)
   }
 }
