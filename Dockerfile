@@ -2,21 +2,22 @@
 #   docker build -t p2p-registry .
 #   docker run -p 11337:11337 -p 11338:11338 -v p2p-registry-data:/data p2p-registry
 
-# Build stage: compile the TypeScript to plain JS (agents start faster and use ~30 MB less memory than
-# with type stripping).
+# Build stage: bundle the TypeScript into one plain-JS module, dist/p2p-registry.mjs (agents start faster
+# and an idle one uses 94 MB of RSS instead of 124 MB with type stripping; see scripts/bundle.ts).
 FROM node:24-slim AS build
 WORKDIR /app
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
-COPY scripts/cluster-child.ts ./scripts/cluster-child.ts
+COPY scripts/bundle.ts scripts/cluster-child.ts ./scripts/
 RUN npm ci --no-audit --no-fund
 
 FROM node:24-slim
 WORKDIR /app
-# MALLOC_ARENA_MAX=2: two glibc malloc arenas instead of one per thread that allocates (about 4 MB less
-# RSS per agent; see src/cli/bin.ts, which sets it too).
+# glibc malloc settings for less idle RSS (src/cli/bin.ts explains them and sets them too): two arenas
+# instead of one per thread that allocates, and blocks of 32 KB and more returned to the system when freed.
 ENV NODE_ENV=production \
     MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=32768 \
     OB_DATA_DIR=/data \
     OB_HTTP_ADDR=0.0.0.0:11337 \
     OB_P2P_LISTEN=/ip4/0.0.0.0/tcp/11338
@@ -35,5 +36,5 @@ EXPOSE 11337 11338
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:11337/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/src/cli/bin.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/p2p-registry.mjs"]
 CMD ["agent"]

@@ -54,8 +54,8 @@ const arrived = new Map<string, Map<number, number>>() // BENCH_ARRIVALS=1: when
 
 async function spawnAgent(index: number, peers: string[]): Promise<Child> {
   const dir = await mkdtemp(join(tmpdir(), `bench-agent-${index}-`))
-  // The compiled child (npm run build), so agents run as deployed: plain JS, no type stripping.
-  const child = fork(new URL('../dist/scripts/cluster-child.js', import.meta.url).pathname, [], {
+  // The bundled child (npm run build), built like the bin, so agents run as deployed.
+  const child = fork(new URL('../dist/cluster-child.mjs', import.meta.url).pathname, [], {
     // PROFILE_AGENT=i writes a CPU profile of agent i to ./profiles when it stops.
     execArgv: [
       '--max-semi-space-size=2',
@@ -73,7 +73,8 @@ async function spawnAgent(index: number, peers: string[]): Promise<Child> {
       OB_HEARTBEAT_MS: String(HEARTBEAT_MS),
       OB_LOG_LEVEL: 'warn',
       // As the bin and the image run agents (also when this script is run without npm).
-      MALLOC_ARENA_MAX: '2',
+      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
+      MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '32768',
     },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })

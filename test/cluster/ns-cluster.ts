@@ -81,7 +81,7 @@ export async function skipReason(): Promise<string | undefined> {
     )
     if (!ok) return `\`${tool}\` is missing (Debian: apt-get install iproute2 iptables)`
   }
-  const built = await stat(join(ROOT, 'dist/src/cli/bin.js')).then(
+  const built = await stat(join(ROOT, 'dist/p2p-registry.mjs')).then(
     () => true,
     () => false,
   )

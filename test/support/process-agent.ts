@@ -2,7 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 
-export const BIN = new URL('../../src/cli/bin.ts', import.meta.url).pathname
+/** The bundle `npm run build` makes (npm test builds first): process tests run what ships. */
+export const BIN = new URL('../../dist/p2p-registry.mjs', import.meta.url).pathname
 
 export interface LogLine {
   msg: string
