@@ -1,4 +1,5 @@
 import { Command, CommanderError, Option } from 'commander'
+import packageJson from '../../package.json' with { type: 'json' }
 import { startAgent } from '../agent/agent.ts'
 import { type AgentConfig, ConfigError, loadConfig, OPTIONS } from '../agent/config.ts'
 import { createLogger } from '../agent/logger.ts'
@@ -12,6 +13,7 @@ import { nodesCommand } from './commands/nodes.ts'
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('p2p-registry')
     .description('Service registry with no central server: one agent per machine, gossiping over libp2p.')
+    .version(packageJson.version, '-V, --version', 'print the version')
     .option('--url <url>', `agent to talk to [env OB_URL, default: ${DEFAULT_URL}]`)
     .option('--token <token>', 'API token for changes [env OB_API_TOKEN]')
     .exitOverride()

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { type AddressInfo, createServer } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -184,5 +184,10 @@ describe('p2p-registry CLI against a running agent', () => {
       expect(help.code, command.join(' ')).toBe(0)
       expect(help.stdout).toMatch(/^Usage: p2p-registry/)
     }
+  })
+
+  it('prints its version', async () => {
+    const { version } = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8'))
+    expect(await cli(['--version'])).toMatchObject({ code: 0, stdout: `${version}\n` })
   })
 })
