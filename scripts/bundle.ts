@@ -34,8 +34,8 @@ await build({
   minifyWhitespace: true,
   minifySyntax: true,
   keepNames: true,
-  // ASCII only, comments dropped (licence notices go to dist/*.LEGAL.txt): one non-Latin-1 character would make V8 hold the whole 2.7 MB
-  // source as UTF-16, twice the memory.
+  // ASCII only, comments dropped (licence notices go to dist/*.LEGAL.txt): one non-Latin-1 character
+  // would make V8 hold the whole 2.7 MB source as UTF-16, twice the memory.
   charset: 'ascii',
   legalComments: 'external',
   sourcemap: 'linked',
