@@ -1,5 +1,6 @@
 #!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=32768 node --max-semi-space-size=2
-// The agent's runtime settings, the same in `npm start` and the image (Dockerfile):
+// The agent's runtime settings (`npm start` and scripts/cluster run this file, so they apply there; the
+// image and the benchmark set them explicitly):
 // --max-semi-space-size=2: V8's young generation in 2 MB halves instead of up to 16 MB.
 // MALLOC_ARENA_MAX=2: glibc gives each thread that allocates (V8's and libuv's workers) a malloc arena
 // of its own, each keeping what that thread once used; with two, an idle agent in a 10-agent cluster
