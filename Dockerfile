@@ -36,5 +36,5 @@ EXPOSE 11337 11338
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:11337/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/p2p-registry.mjs"]
+ENTRYPOINT ["node", "--max-semi-space-size=1", "dist/p2p-registry.mjs"]
 CMD ["agent"]

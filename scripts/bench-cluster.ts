@@ -7,7 +7,8 @@
  * (p50/p99/max); the idle gossip and heartbeat traffic per node (TCP bytes from `ss`), idle RSS per agent
  * and idle CPU of all agents together; and the anti-entropy time for a late joiner against a replica
  * of `lateJoinerEntries` entries. Agents are real (scripts/cluster-child.ts runs startAgent); the fork
- * channel only tells them when to write and reports when they see changes.
+ * channel only tells them when to write and reports when they see changes. Agents get the bin's Node
+ * flags; BENCH_NODE_FLAGS replaces them (A/B runs).
  */
 import { type ChildProcess, execFileSync, fork } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -58,7 +59,7 @@ async function spawnAgent(index: number, peers: string[]): Promise<Child> {
   const child = fork(new URL('../dist/cluster-child.mjs', import.meta.url).pathname, [], {
     // PROFILE_AGENT=i writes a CPU profile of agent i to ./profiles when it stops.
     execArgv: [
-      '--max-semi-space-size=2',
+      ...(process.env.BENCH_NODE_FLAGS ?? '--max-semi-space-size=1').split(' ').filter(Boolean),
       ...(process.env.PROFILE_AGENT === String(index) ? ['--cpu-prof', '--cpu-prof-dir=profiles'] : []),
     ],
     env: {
