@@ -36,7 +36,7 @@ await build({
   minifyWhitespace: true,
   minifySyntax: true,
   // ASCII only, comments dropped (licence notices go to dist/*.LEGAL.txt): one non-Latin-1 character
-  // would make V8 hold the whole 2.7 MB source as UTF-16, twice the memory.
+  // would make V8 hold the whole 2.6 MB source as UTF-16, twice the memory.
   charset: 'ascii',
   legalComments: 'external',
   sourcemap: 'linked',
