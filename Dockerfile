@@ -3,7 +3,7 @@
 #   docker run -p 11337:11337 -p 11338:11338 -v p2p-registry-data:/data p2p-registry
 
 # Build stage: bundle the TypeScript into one plain-JS module, dist/p2p-registry.mjs (agents start faster
-# and an idle one uses 94 MB of RSS instead of 124 MB with type stripping; see scripts/bundle.ts).
+# and an idle one uses about 92 MB of RSS instead of 124 MB with type stripping; see scripts/bundle.ts).
 FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./

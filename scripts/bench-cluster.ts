@@ -7,8 +7,8 @@
  * (p50/p99/max); the idle gossip and heartbeat traffic per node (TCP bytes from `ss`), idle RSS per agent
  * and idle CPU of all agents together; and the anti-entropy time for a late joiner against a replica
  * of `lateJoinerEntries` entries. Agents are real (scripts/cluster-child.ts runs startAgent); the fork
- * channel only tells them when to write and reports when they see changes. Agents get the bin's Node
- * flags; BENCH_NODE_FLAGS replaces them (A/B runs).
+ * channel only tells them when to write and reports when they see changes. Agents get the runtime
+ * settings of the bin's shebang (src/cli/bin.ts); BENCH_NODE_FLAGS replaces its Node flags (A/B runs).
  */
 import { type ChildProcess, execFileSync, fork } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -53,16 +53,31 @@ const wrote = new Map<string, number>()
 const seen = new Map<string, Map<number, number>>() // id → child index → time
 const arrived = new Map<string, Map<number, number>>() // BENCH_ARRIVALS=1: when the gossip message arrived
 
+/**
+ * The environment variables and Node flags the bin runs agents with, read from its shebang
+ * (`#!/usr/bin/env -S NAME=value ... node --flag ...`), so the benchmark cannot drift from them.
+ */
+async function binRuntime(): Promise<{ env: Record<string, string>; flags: string[] }> {
+  const bin = await readFile(new URL('../dist/p2p-registry.mjs', import.meta.url), 'utf8')
+  const words = bin.slice(0, bin.indexOf('\n')).split(' ').slice(2) // after `#!/usr/bin/env -S`
+  const node = words.indexOf('node')
+  const env = Object.fromEntries(words.slice(0, node).map((w) => w.split('=') as [string, string]))
+  return { env, flags: words.slice(node + 1) }
+}
+const RUNTIME = await binRuntime()
+const NODE_FLAGS = process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? RUNTIME.flags
+
 async function spawnAgent(index: number, peers: string[]): Promise<Child> {
   const dir = await mkdtemp(join(tmpdir(), `bench-agent-${index}-`))
   // The bundled child (npm run build), built like the bin, so agents run as deployed.
   const child = fork(new URL('../dist/cluster-child.mjs', import.meta.url).pathname, [], {
     // PROFILE_AGENT=i writes a CPU profile of agent i to ./profiles when it stops.
     execArgv: [
-      ...(process.env.BENCH_NODE_FLAGS ?? '--max-semi-space-size=1').split(' ').filter(Boolean),
+      ...NODE_FLAGS,
       ...(process.env.PROFILE_AGENT === String(index) ? ['--cpu-prof', '--cpu-prof-dir=profiles'] : []),
     ],
     env: {
+      ...RUNTIME.env,
       ...process.env,
       OB_NODE_ID: `bench-${index}`,
       OB_SELF_URL: `http://127.0.0.1:${21000 + index}`,
@@ -73,9 +88,6 @@ async function spawnAgent(index: number, peers: string[]): Promise<Child> {
       OB_MDNS: 'false',
       OB_HEARTBEAT_MS: String(HEARTBEAT_MS),
       OB_LOG_LEVEL: 'warn',
-      // As the bin and the image run agents (also when this script is run without npm).
-      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
-      MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '32768',
     },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })

@@ -1,6 +1,6 @@
 #!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=32768 node --max-semi-space-size=1
-// The agent's runtime settings (`npm start` and scripts/cluster run this file, so they apply there; the
-// image and the benchmark set them explicitly):
+// The agent's runtime settings (`npm start` and scripts/cluster run this file, so they apply there;
+// scripts/bench-cluster.ts reads them from this line; the image sets them itself, in the Dockerfile):
 // --max-semi-space-size=1: V8's young generation in 1 MB halves instead of up to 16 MB: 2 MB less idle
 // RSS than 2 MB halves; idle CPU and propagation unchanged, a 100,000-entry catch-up ~0.4 s slower.
 // MALLOC_ARENA_MAX=2: glibc gives each thread that allocates (V8's and libuv's workers) a malloc arena
