@@ -127,7 +127,7 @@ function makeChanges(): Change[] {
   const lastHeartbeat = new Date(ts).toISOString()
   const changes: Change[] = []
   for (let i = 0; i < INSTANCES; i++) {
-    const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
+    const ip = `127.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
     const value: Instance = {
       id: `inst_${i.toString(16).padStart(16, '0')}`,
       url: `http://${ip}:8080/api/v1`,

@@ -58,7 +58,7 @@ agent.libp2p.services.pubsub.addEventListener('message', (event) => {
 })
 
 function instance(i: number, prefix: string): Instance {
-  const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
+  const ip = `127.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
   return {
     id: `${prefix}-${i}`,
     url: `http://${ip}:8080`,

@@ -57,6 +57,9 @@ export async function main(argv: string[]): Promise<number> {
   return exitCode
 }
 
+/** How long a graceful stop may take before the process exits anyway. */
+const STOP_TIMEOUT_MS = 8000
+
 async function runAgent(flags: Partial<Record<keyof AgentConfig, string>>): Promise<number> {
   let config: AgentConfig
   try {
@@ -74,10 +77,15 @@ async function runAgent(flags: Partial<Record<keyof AgentConfig, string>>): Prom
   process.once('SIGINT', signalled.resolve)
   process.once('SIGTERM', signalled.resolve)
   const agent = await startAgent(config, log)
-  const stopped = signalled.promise.then((signal) => {
-    log.info({ signal }, 'shutting down')
-    return agent.stop()
-  })
-  await stopped
+  const signal = await signalled.promise
+  log.info({ signal }, 'shutting down')
+  // Every acknowledged write is already in LevelDB, so a stop that hangs (a peer that never closes its
+  // streams, a handle left open) may be cut short: supervisors and scripts/cluster expect the process
+  // gone in seconds. Unref'd, the timer fires only if something else keeps the process up.
+  setTimeout(() => {
+    log.error({ timeoutMs: STOP_TIMEOUT_MS }, 'agent did not exit in time after the signal; exiting')
+    process.exit(1)
+  }, STOP_TIMEOUT_MS).unref()
+  await agent.stop()
   return 0
 }

@@ -8,7 +8,7 @@ async function put(url: string, n: number): Promise<string | undefined> {
     const response = await fetch(`${url}/registry-svc/instance`, {
       method: 'PUT',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ url: `http://10.7.${n >> 8}.${n & 255}:8080`, slug: 'kill-svc' }),
+      body: JSON.stringify({ url: `http://127.7.${n >> 8}.${n & 255}:8080`, slug: 'kill-svc' }),
     })
     if (response.status !== 201) return undefined
     return ((await response.json()) as { instance: { id: string } }).instance.id

@@ -75,7 +75,7 @@ describe('p2p-registry CLI against a running agent', () => {
   })
 
   it('registers, lists with filters, and removes instances', async () => {
-    expect((await run('instances', 'register', 'http://10.0.0.1:8080', '--slug', 'user-svc')).code).toBe(0)
+    expect((await run('instances', 'register', 'http://127.0.0.1:8080', '--slug', 'user-svc')).code).toBe(0)
     const parts = await run(
       'instances',
       'register',
@@ -84,7 +84,7 @@ describe('p2p-registry CLI against a running agent', () => {
       '--scheme',
       'http',
       '--ip',
-      '10.0.0.2',
+      '127.0.0.2',
       '--port',
       '8080',
       '--tag',
@@ -93,19 +93,19 @@ describe('p2p-registry CLI against a running agent', () => {
       'canary',
     )
     expect(parts).toMatchObject({ code: 0, stdout: 'registered instance of user-svc\n' })
-    await run('instances', 'register', 'http://10.0.0.3:25', '--slug', 'mail-svc')
+    await run('instances', 'register', 'http://127.0.0.3:25', '--slug', 'mail-svc')
 
     const table = await run('instances', 'list', '--slug', 'user-svc')
     expect(table.stdout.split('\n')[0]).toMatch(/^ID {3,}SLUG {3,}URL {3,}STATUS {3,}LAST HEARTBEAT$/)
-    expect(table.stdout).toContain('http://10.0.0.1:8080')
-    expect(table.stdout).toContain('http://10.0.0.2:8080')
+    expect(table.stdout).toContain('http://127.0.0.1:8080')
+    expect(table.stdout).toContain('http://127.0.0.2:8080')
     expect(table.stdout).not.toContain('mail-svc')
 
     const tagged = JSON.parse((await run('instances', 'list', '--tag', 'canary', '--json')).stdout) as Array<{
       id: string
       url: string
     }>
-    expect(tagged.map((i) => i.url)).toEqual(['http://10.0.0.2:8080'])
+    expect(tagged.map((i) => i.url)).toEqual(['http://127.0.0.2:8080'])
 
     expect(await run('instances', 'remove', tagged[0]!.id)).toMatchObject({ code: 0 })
     const after = JSON.parse(

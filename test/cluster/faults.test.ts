@@ -20,7 +20,7 @@ const log = (msg: string): void => console.log(`[faults] ${msg}`)
  * only writes are the test's, so the order of writes alone decides the LWW winner. Without it the
  * agent a registration goes to owns the instance and writes its probed status (src/liveness).
  */
-const UNOWNED = 'http://192.0.2.1:11337'
+const UNOWNED = 'http://127.0.2.1:11337'
 
 /** An instance registration with an explicit id, so two writes of one key are one entity. */
 function reg(
@@ -32,7 +32,7 @@ function reg(
 ): Record<string, unknown> {
   return {
     id,
-    url: `http://10.${(urlIndex >> 16) & 255}.${(urlIndex >> 8) & 255}.${urlIndex & 255}:8080`,
+    url: `http://127.${(urlIndex >> 16) & 255}.${(urlIndex >> 8) & 255}.${urlIndex & 255}:8080`,
     slug,
     deploymentId: value,
     ...extra,

@@ -33,7 +33,7 @@ const WORKERS = 3
 const HOT_KEYS = 24
 const SLUG = 'chaos'
 /** With FAULT_PROBES=0, a node URL no agent has (TEST-NET-1): instances on it are probed by nobody. */
-const NODE_URL = process.env.FAULT_PROBES === '0' ? { nodeUrl: 'http://192.0.2.1:11337' } : {}
+const NODE_URL = process.env.FAULT_PROBES === '0' ? { nodeUrl: 'http://127.0.2.1:11337' } : {}
 
 const reason = await skipReason()
 if (reason !== undefined) console.warn(`[random-faults] namespace cluster fault tests skipped: ${reason}`)
@@ -117,7 +117,7 @@ describe.skipIf(reason !== undefined)(
         const urlOf = (key: string): string => {
           let h = 0
           for (const ch of key) h = (Math.imul(h, 31) + ch.charCodeAt(0)) >>> 0
-          return `http://10.77.${(h >>> 8) & 255}.${h & 255}:${1024 + (h % 60000)}`
+          return `http://127.77.${(h >>> 8) & 255}.${h & 255}:${1024 + (h % 60000)}`
         }
 
         const client = async (worker: number): Promise<void> => {

@@ -3,7 +3,7 @@ import { instanceIdForUrl } from '../../src/model/index.ts'
 import { type CallOptions, putNode, snapshot, startServer, type TestServer } from './fixtures.ts'
 
 const TOKEN = 'test-token-0123456789'
-const INSTANCE_URL = 'http://10.0.0.1:8080'
+const INSTANCE_URL = 'http://127.0.0.1:8080'
 const INSTANCE_ID = instanceIdForUrl(INSTANCE_URL)
 
 /** Every mutating route, with a request that succeeds when authorized. */
@@ -17,12 +17,12 @@ const MUTATING: Array<{ method: string; path: string; options?: CallOptions; ok:
   {
     method: 'PUT',
     path: '/registry-svc/instance',
-    options: { body: { url: 'http://10.0.0.2:8080', slug: 's' } },
+    options: { body: { url: 'http://127.0.0.2:8080', slug: 's' } },
     ok: 201,
   },
   { method: 'DELETE', path: '/registry-svc/definition/d1', ok: 204 },
   { method: 'DELETE', path: `/registry-svc/instance/${INSTANCE_ID}`, ok: 204 },
-  { method: 'DELETE', path: `/registry-svc/node/${encodeURIComponent('http://10.0.0.9:11337')}`, ok: 204 },
+  { method: 'DELETE', path: `/registry-svc/node/${encodeURIComponent('http://127.0.0.9:11337')}`, ok: 204 },
 ]
 
 const WRONG_HEADERS: Array<[string, Record<string, string>, RegExp]> = [
@@ -47,7 +47,7 @@ describe('API token', () => {
       headers: auth,
     })
     await s.call('PUT', '/registry-svc/instance', { body: { url: INSTANCE_URL, slug: 's' }, headers: auth })
-    await putNode(s.replica, { id: 'node-z', url: 'http://10.0.0.9:11337' })
+    await putNode(s.replica, { id: 'node-z', url: 'http://127.0.0.9:11337' })
   })
   afterAll(() => s.close())
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type CallOptions, putNode, snapshot, startServer, type TestServer } from './fixtures.ts'
 
 const json = { 'content-type': 'application/json' }
-const validInstance = { url: 'http://10.0.0.1:8080', slug: 'user-svc' }
+const validInstance = { url: 'http://127.0.0.1:8080', slug: 'user-svc' }
 const validDefinition = { id: 'def-1', image: { name: 'nginx', port: 80 } }
 
 interface BadCase {
@@ -351,7 +351,7 @@ describe('bad input gets a 4xx {"error"} naming the problem and changes nothing'
     // Something to leave untouched.
     await s.call('PUT', '/registry-svc/definition', { body: { definition: validDefinition } })
     await s.call('PUT', '/registry-svc/instance', { body: validInstance })
-    await putNode(s.replica, { id: 'node-b', url: 'http://10.0.0.2:11337' })
+    await putNode(s.replica, { id: 'node-b', url: 'http://127.0.0.2:11337' })
   })
   afterAll(() => s.close())
 

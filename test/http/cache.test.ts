@@ -14,7 +14,9 @@ describe('answers serialized once per change', () => {
 
   it('serves repeated lookups from cached bytes and sees a local write right after it', async () => {
     s = await startServer()
-    await s.call('PUT', '/registry-svc/instance', { body: { id: 'i1', url: 'http://10.0.0.1:1', slug: 'a' } })
+    await s.call('PUT', '/registry-svc/instance', {
+      body: { id: 'i1', url: 'http://127.0.0.1:1', slug: 'a' },
+    })
     expect(await ids('slug=a')).toEqual(['i1'])
     const hits = async () =>
       Number(
@@ -25,7 +27,9 @@ describe('answers serialized once per change', () => {
     expect(await ids('slug=a')).toEqual(['i1'])
     expect(await hits()).toBe(before + 2)
 
-    await s.call('PUT', '/registry-svc/instance', { body: { id: 'i2', url: 'http://10.0.0.2:1', slug: 'a' } })
+    await s.call('PUT', '/registry-svc/instance', {
+      body: { id: 'i2', url: 'http://127.0.0.2:1', slug: 'a' },
+    })
     expect(await ids('slug=a')).toEqual(['i1', 'i2'])
     await s.call('DELETE', '/registry-svc/instance/i1')
     expect(await ids('slug=a')).toEqual(['i2'])
@@ -72,7 +76,7 @@ describe('answers serialized once per change', () => {
   it('keys the cache by the normalized query: parameter order and scheme case do not split it', async () => {
     s = await startServer()
     await s.call('PUT', '/registry-svc/instance', {
-      body: { url: 'http://10.0.0.1:1/p', slug: 'a', tags: ['t'] },
+      body: { url: 'http://127.0.0.1:1/p', slug: 'a', tags: ['t'] },
     })
     const a = await s.call('GET', '/registry-svc/instances?slug=a&tag=t&scheme=HTTP&path=p')
     const b = await s.call('GET', '/registry-svc/instances?path=/p&scheme=http&tag=t&slug=a')
@@ -86,14 +90,14 @@ describe('answers serialized once per change', () => {
   it('answers instances on an unreachable node as Unreachable, without writing, and back when it recovers', async () => {
     s = await startServer({ liveness: true })
     const liveness = s.liveness!
-    await putNode(s.replica, { id: 'node-b', url: 'http://10.0.0.2:11337' })
+    await putNode(s.replica, { id: 'node-b', url: 'http://127.0.0.2:11337' })
     await s.replica.apply(
       [
         {
           kind: 'instance',
           id: 'on-b',
           version: remote(),
-          value: instance('on-b', 'svc', { nodeUrl: 'http://10.0.0.2:11337', status: 'Healthy' }),
+          value: instance('on-b', 'svc', { nodeUrl: 'http://127.0.0.2:11337', status: 'Healthy' }),
         },
         {
           kind: 'instance',
@@ -131,8 +135,8 @@ describe('answers serialized once per change', () => {
     s = await startServer({ liveness: true })
     const liveness = s.liveness!
     const old = '2026-01-01T00:00:00.000Z'
-    await putNode(s.replica, { id: 'node-b', url: 'http://10.0.0.2:11337', lastHeartbeat: old })
-    await putNode(s.replica, { id: 'node-c', url: 'http://10.0.0.3:11337', lastHeartbeat: old })
+    await putNode(s.replica, { id: 'node-b', url: 'http://127.0.0.2:11337', lastHeartbeat: old })
+    await putNode(s.replica, { id: 'node-c', url: 'http://127.0.0.3:11337', lastHeartbeat: old })
     const beat = Date.parse('2026-01-01T00:05:00.000Z')
     liveness.seen.set('node-b', beat)
     liveness.seen.set('node-c', Date.parse('2025-12-31T00:00:00.000Z'))
@@ -143,11 +147,11 @@ describe('answers serialized once per change', () => {
     expect(nodes).toEqual([
       {
         id: 'node-b',
-        url: 'http://10.0.0.2:11337',
+        url: 'http://127.0.0.2:11337',
         lastHeartbeat: new Date(beat).toISOString(),
         liveness: 'alive',
       },
-      { id: 'node-c', url: 'http://10.0.0.3:11337', lastHeartbeat: old, liveness: 'unreachable' },
+      { id: 'node-c', url: 'http://127.0.0.3:11337', lastHeartbeat: old, liveness: 'unreachable' },
     ])
     // The stored record is untouched.
     expect(s.replica.get('node', 'node-b')?.lastHeartbeat).toBe(old)

@@ -16,7 +16,7 @@ describe('acknowledged writes are durable', () => {
   it('an instance answered 201 and a delete answered 204 survive closing and reopening LevelDB', async () => {
     dir = await mkdtemp(join(tmpdir(), 'p2p-registry-http-durable-'))
     const s = await startServer({ dir })
-    const url = 'http://10.0.0.1:8080/api'
+    const url = 'http://127.0.0.1:8080/api'
     expect((await s.call('PUT', '/registry-svc/instance', { body: { url, slug: 'user-svc' } })).status).toBe(
       201,
     )
@@ -54,7 +54,7 @@ describe('acknowledged writes are durable', () => {
       })
       const [chunk] = (await once(child.stdout!, 'data')) as [Buffer]
       const base = chunk.toString().trim()
-      const urls = Array.from({ length: 20 }, (_, i) => `http://10.1.0.${i + 1}:8080`)
+      const urls = Array.from({ length: 20 }, (_, i) => `http://127.1.0.${i + 1}:8080`)
       for (const url of urls)
         expect((await call(base, 'PUT', '/registry-svc/instance', { body: { url, slug: 's' } })).status).toBe(
           201,

@@ -42,7 +42,7 @@ const segment = fc.oneof(
 
 const QUERY_KEYS = ['id', 'slug', 'url', 'host', 'ip', 'scheme', 'path', 'deploymentId', 'tag', 'status']
 const queryValue = fc.oneof(
-  fc.constantFrom('user-svc', 'Healthy', 'Unknown', 'http', '10.0.0.1', '/api', '', 'a b', '%00'),
+  fc.constantFrom('user-svc', 'Healthy', 'Unknown', 'http', '127.0.0.1', '/api', '', 'a b', '%00'),
   fc.string({ maxLength: 30 }),
   fc.string({ unit: 'binary', maxLength: 10 }),
 )
@@ -262,7 +262,7 @@ describe('fuzzed requests', () => {
       body: { definition: { id: 'def-1', image: { name: 'nginx' } } },
       headers: { authorization: `Bearer ${TOKEN}` },
     })
-    await putNode(s.replica, { id: 'node-b', url: 'http://10.0.0.2:11337' })
+    await putNode(s.replica, { id: 'node-b', url: 'http://127.0.0.2:11337' })
   })
   afterAll(() => s.close())
 

@@ -46,7 +46,7 @@ describe('GET /metrics', () => {
   }
 
   it('exports replica, p2p, anti-entropy and liveness figures read at scrape time', async () => {
-    await s.call('PUT', '/registry-svc/instance', { body: { url: 'http://10.0.0.1:1', slug: 'a' } })
+    await s.call('PUT', '/registry-svc/instance', { body: { url: 'http://127.0.0.1:1', slug: 'a' } })
     let text = await scrape()
     expect(value(text, 'p2p_registry_entities{kind="instance"}')).toBe(1)
     expect(value(text, 'p2p_registry_entities{kind="tombstone"}')).toBe(0)

@@ -18,7 +18,7 @@ describe('/openapi.json', () => {
 
   beforeAll(async () => {
     s = await startServer()
-    await putNode(s.replica, { id: 'node-b', url: 'http://10.0.0.7:11337' })
+    await putNode(s.replica, { id: 'node-b', url: 'http://127.0.0.7:11337' })
     const answer = await s.call('GET', '/openapi.json')
     expect(answer.status).toBe(200)
     document = answer.json

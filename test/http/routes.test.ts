@@ -95,7 +95,7 @@ describe('instances', () => {
   beforeAll(async () => {
     s = await startServer()
     await register('i1', {
-      url: 'http://10.0.0.1:8080/api',
+      url: 'http://127.0.0.1:8080/api',
       slug: 'user-svc',
       deploymentId: 'depl-1',
       tags: ['blue'],
@@ -103,12 +103,12 @@ describe('instances', () => {
     await register('i2', { url: 'https://svc.example.com:8443', slug: 'user-svc', tags: ['green'] })
     await register('i3', {
       scheme: 'grpc',
-      ip: '10.0.0.3',
+      ip: '127.0.0.3',
       port: 9000,
       slug: 'billing-svc',
       deploymentId: 'depl-1',
       tags: ['blue', 'green'],
-      nodeUrl: 'http://10.9.9.9:11337',
+      nodeUrl: 'http://127.9.9.9:11337',
     })
     await register('i4', { scheme: 'http', host: 'h.example', port: 80, path: 'x', slug: 'billing-svc' })
     // The owner's health probe marks one Healthy.
@@ -120,10 +120,10 @@ describe('instances', () => {
   it('normalises a registration: id from the URL, url from parts, nodeUrl defaults to this agent, status Unknown', async () => {
     const i1 = s.replica.get('instance', ids.i1!)!
     expect(i1).toMatchObject({
-      id: instanceIdForUrl('http://10.0.0.1:8080/api'),
-      url: 'http://10.0.0.1:8080/api',
+      id: instanceIdForUrl('http://127.0.0.1:8080/api'),
+      url: 'http://127.0.0.1:8080/api',
       scheme: 'http',
-      ip: '10.0.0.1',
+      ip: '127.0.0.1',
       port: 8080,
       path: '/api',
       nodeUrl: SELF_URL,
@@ -131,8 +131,8 @@ describe('instances', () => {
     })
     expect(Date.now() - Date.parse(i1.lastHeartbeat!)).toBeLessThan(60_000)
     expect(s.replica.get('instance', ids.i3!)).toMatchObject({
-      url: 'grpc://10.0.0.3:9000',
-      nodeUrl: 'http://10.9.9.9:11337',
+      url: 'grpc://127.0.0.3:9000',
+      nodeUrl: 'http://127.9.9.9:11337',
     })
     expect(s.replica.get('instance', ids.i4!)).toMatchObject({
       url: 'http://h.example:80/x',
@@ -171,8 +171,8 @@ describe('instances', () => {
     ['id=inst_0000000000000000', []],
     ['host=svc.example.com', ['i2']],
     ['host=h.example', ['i4']],
-    ['ip=10.0.0.1', ['i1']],
-    ['ip=10.0.0.3', ['i3']],
+    ['ip=127.0.0.1', ['i1']],
+    ['ip=127.0.0.3', ['i3']],
     ['scheme=grpc', ['i3']],
     ['scheme=HTTP', ['i1', 'i4']],
     ['scheme=https', ['i2']],
@@ -187,19 +187,19 @@ describe('instances', () => {
     ['status=Healthy', ['i2']],
     ['status=Unknown', ['i1', 'i3', 'i4']],
     ['status=Error', []],
-    ['url=http://10.0.0.1:8080/api', ['i1']],
+    ['url=http://127.0.0.1:8080/api', ['i1']],
     // combined: every filter must match
     ['slug=user-svc&tag=blue', ['i1']],
     ['slug=user-svc&tag=green&status=Healthy', ['i2']],
     ['slug=user-svc&status=Unknown', ['i1']],
     ['deploymentId=depl-1&scheme=grpc', ['i3']],
     ['deploymentId=depl-1&tag=green&slug=billing-svc', ['i3']],
-    ['tag=blue&ip=10.0.0.1', ['i1']],
+    ['tag=blue&ip=127.0.0.1', ['i1']],
     ['host=h.example&path=/x&scheme=http&slug=billing-svc&status=Unknown', ['i4']],
     ['slug=billing-svc&host=svc.example.com', []],
     ['id=ID:i1&slug=billing-svc', []],
     [
-      'id=ID:i1&slug=user-svc&ip=10.0.0.1&scheme=http&path=/api&deploymentId=depl-1&tag=blue&status=Unknown',
+      'id=ID:i1&slug=user-svc&ip=127.0.0.1&scheme=http&path=/api&deploymentId=depl-1&tag=blue&status=Unknown',
       ['i1'],
     ],
   ]
@@ -214,7 +214,7 @@ describe('instances', () => {
   })
 
   it('removes an instance (204), then answers 404 for it', async () => {
-    const { id } = await register('gone', { url: 'tcp://10.7.0.1:5432', slug: 'db' })
+    const { id } = await register('gone', { url: 'tcp://127.7.0.1:5432', slug: 'db' })
     expect(await s.call('DELETE', `/registry-svc/instance/${id}`)).toMatchObject({ status: 204, text: '' })
     expect((await s.call('GET', '/registry-svc/instances?slug=db')).json).toEqual({ instances: [] })
     expect(await s.call('DELETE', `/registry-svc/instance/${id}`)).toMatchObject({
@@ -240,10 +240,10 @@ describe('nodes and operations', () => {
   })
 
   it('lists nodes with POST /registry-svc/nodes: no body, {}, or {"ids": [...]}', async () => {
-    const b = await putNode(s.replica, { id: 'node-b', url: 'http://10.0.0.2:11337' })
+    const b = await putNode(s.replica, { id: 'node-b', url: 'http://127.0.0.2:11337' })
     const c = await putNode(s.replica, {
       id: 'node-c',
-      url: 'http://10.0.0.3:11337',
+      url: 'http://127.0.0.3:11337',
       gpus: [{ id: 'g0', name: 'A100' }],
     })
     const all = [NODE_ID, 'node-b', 'node-c']
@@ -264,16 +264,16 @@ describe('nodes and operations', () => {
   })
 
   it('deletes a node by its path-escaped URL or by id, 404 for an unknown one', async () => {
-    await putNode(s.replica, { id: 'node-d', url: 'http://10.0.0.4:11337/agent' })
-    await putNode(s.replica, { id: 'node-e', url: 'http://10.0.0.5:11337' })
-    const escaped = encodeURIComponent('http://10.0.0.4:11337/agent')
+    await putNode(s.replica, { id: 'node-d', url: 'http://127.0.0.4:11337/agent' })
+    await putNode(s.replica, { id: 'node-e', url: 'http://127.0.0.5:11337' })
+    const escaped = encodeURIComponent('http://127.0.0.4:11337/agent')
     expect((await s.call('DELETE', `/registry-svc/node/${escaped}`)).status).toBe(204)
     expect(s.replica.get('node', 'node-d')).toBeUndefined()
     expect((await s.call('DELETE', '/registry-svc/node/node-e')).status).toBe(204)
     expect(s.replica.get('node', 'node-e')).toBeUndefined()
     expect(await s.call('DELETE', `/registry-svc/node/${escaped}`)).toMatchObject({
       status: 404,
-      json: { error: 'node "http://10.0.0.4:11337/agent" not found' },
+      json: { error: 'node "http://127.0.0.4:11337/agent" not found' },
     })
   })
 

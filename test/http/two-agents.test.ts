@@ -15,7 +15,7 @@ describe('HTTP across two agents', () => {
     const put = await fetch(`${a!.httpUrl}/registry-svc/instance`, {
       method: 'PUT',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ url: 'http://10.20.0.1:8080', slug: 'user-svc', tags: ['blue'] }),
+      body: JSON.stringify({ url: 'http://127.20.0.1:8080', slug: 'user-svc', tags: ['blue'] }),
     })
     expect(put.status).toBe(201)
     const { instance } = (await put.json()) as { instance: { id: string; nodeUrl: string } }

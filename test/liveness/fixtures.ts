@@ -53,7 +53,7 @@ export function fakeResources(gpus: GpuInfo[] = []): ResourceSource & { gpuList:
 }
 
 /** A libp2p stand-in for the heartbeat: a peer id and addresses. */
-export function fakeHeartbeatLibp2p(peerId: PeerId, addrs = ['/ip4/10.0.0.1/tcp/11338']) {
+export function fakeHeartbeatLibp2p(peerId: PeerId, addrs = ['/ip4/127.0.0.1/tcp/11338']) {
   const libp2p = {
     peerId,
     addrs,

@@ -81,7 +81,7 @@ describe('Heartbeat', () => {
         disk: { used: 10, total: 100, percent: 10 },
       },
       gpus: [],
-      multiaddrs: [`/ip4/10.0.0.1/tcp/11338/p2p/${s.peerId}`],
+      multiaddrs: [`/ip4/127.0.0.1/tcp/11338/p2p/${s.peerId}`],
       peerId: s.peerId.toString(),
     })
     expect(s.beats.sent).toHaveLength(1)
@@ -110,7 +110,7 @@ describe('Heartbeat', () => {
 
     s.self.availabilityZone = 'eu-1a'
     await vi.advanceTimersByTimeAsync(1.1 * HB)
-    s.libp2p.addrs.push('/ip4/10.0.0.2/tcp/11338')
+    s.libp2p.addrs.push('/ip4/127.0.0.2/tcp/11338')
     await vi.advanceTimersByTimeAsync(1.1 * HB)
     s.resources.gpuList = [GPU]
     await vi.advanceTimersByTimeAsync(1.1 * HB)

@@ -5,7 +5,7 @@ import { waitFor } from '../support/wait.ts'
 
 const register = (n: number, extra: Record<string, unknown> = {}): Instance =>
   instanceFromRegistration(
-    { url: `http://10.3.${(n >> 8) & 255}.${n & 255}:8080`, slug: `svc-${n % 10}`, ...extra },
+    { url: `http://127.3.${(n >> 8) & 255}.${n & 255}:8080`, slug: `svc-${n % 10}`, ...extra },
     { now: new Date() },
   )
 

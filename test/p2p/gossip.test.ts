@@ -33,7 +33,7 @@ describe('gossip between agents', () => {
 
   it('spreads a write on one agent to all, and a delete removes it everywhere', async () => {
     const [a, b, c, d] = cluster.agents
-    const instance = register('http://10.1.0.1:8080')
+    const instance = register('http://127.1.0.1:8080')
     await c!.replica.put('instance', instance)
     await waitFor('instance on every agent', () =>
       cluster.agents.every((x) => x.replica.get('instance', instance.id)?.url === instance.url),
@@ -49,7 +49,7 @@ describe('gossip between agents', () => {
   })
 
   it('converges concurrent writes of the same key to one winner on all agents', async () => {
-    const url = 'http://10.1.0.2:8080'
+    const url = 'http://127.1.0.2:8080'
     const writes = await Promise.all(
       cluster.agents.map((agent, i) =>
         agent.replica.put('instance', register(url, 'user-svc', { tags: [`writer-${i}`] })),
@@ -87,7 +87,7 @@ describe('gossip between agents', () => {
         'rogue sees the agent subscribed',
         () => rogue.services.pubsub.getSubscribers(CHANGES_TOPIC).length > 0,
       )
-      const future = { ...register('http://10.9.9.9:1'), id: 'future' }
+      const future = { ...register('http://127.9.9.9:1'), id: 'future' }
       const bad = [
         new Uint8Array([0xff, 0x00, 0x13, 0x37]),
         new TextEncoder().encode('{"changes": "nope"}'),
@@ -129,7 +129,7 @@ describe('gossip between agents', () => {
       expect(target.gossip.stats.rejected.drift).toBeGreaterThanOrEqual(1)
       expect(target.gossip.stats.rejected['not-json']).toBeGreaterThanOrEqual(1)
       // Still alive and still gossiping: a real write after the garbage goes through.
-      const after = register('http://10.1.0.3:8080')
+      const after = register('http://127.1.0.3:8080')
       await cluster.agents[3]!.replica.put('instance', after)
       await waitFor('a later write still spreads', () =>
         cluster.agents.every((x) => x.replica.get('instance', after.id)),
@@ -147,7 +147,7 @@ describe('private cluster', () => {
     const cluster = await startCluster(2, { clusterKey: 'right-key' })
     try {
       const outsider = await cluster.add({ clusterKey: 'wrong-key' })
-      const instance = register('http://10.2.0.1:8080')
+      const instance = register('http://127.2.0.1:8080')
       await cluster.agents[0]!.replica.put('instance', instance)
       await waitFor('the member with the key receives the write', () =>
         cluster.agents[1]!.replica.get('instance', instance.id),

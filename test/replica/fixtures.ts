@@ -15,9 +15,9 @@ export function instance(id: string, slug: string, extra: Partial<Instance> = {}
   const port = 1000 + ((Number.parseInt(id.replace(/\D/g, ''), 10) || 0) % 60000)
   return {
     id,
-    url: `http://10.0.${port % 250}.${port % 7}:${port}`,
+    url: `http://127.0.${port % 250}.${port % 7}:${port}`,
     scheme: 'http',
-    ip: `10.0.${port % 250}.${port % 7}`,
+    ip: `127.0.${port % 250}.${port % 7}`,
     port,
     slug,
     status: 'Unknown',
