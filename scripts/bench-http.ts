@@ -171,6 +171,7 @@ async function main(): Promise<void> {
     const replica = await Replica.open({
       store: new LevelStore({ path: dir }),
       clock: new HybridClock({ nodeId: 'bench' }),
+      log: pino({ level: 'warn' }),
     })
     closers.push(() => replica.close())
     const changes = makeChanges()

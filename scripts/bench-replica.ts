@@ -19,6 +19,9 @@ import { type Change, encodeEntry, entityKey } from '../src/replica/change.ts'
 import { HybridClock } from '../src/replica/hlc.ts'
 import { LevelStore } from '../src/replica/level-store.ts'
 import { Replica } from '../src/replica/replica.ts'
+import { createLogger } from '../src/support/logger.ts'
+
+const log = createLogger('warn', false)
 
 const INSTANCES = 100_000
 const SLUGS = 1_000
@@ -68,6 +71,7 @@ async function mergeRate(changes: Change[]): Promise<number> {
     const replica = await Replica.open({
       store: new LevelStore({ path: join(dir, 'db') }),
       clock: new HybridClock({ nodeId: 'bench' }),
+      log,
     })
     const start = performance.now()
     for (let at = 0; at < changes.length; at += BATCH) await replica.apply(changes.slice(at, at + BATCH))
@@ -119,6 +123,7 @@ const memory = await withDir(async (dir) => {
   const writer = await Replica.open({
     store: new LevelStore({ path }),
     clock: new HybridClock({ nodeId: 'bench' }),
+    log,
   })
   for (let at = 0; at < changes.length; at += BATCH) await writer.apply(changes.slice(at, at + BATCH))
   await writer.close()
@@ -130,6 +135,7 @@ const memory = await withDir(async (dir) => {
   const replica = await Replica.open({
     store: new LevelStore({ path }),
     clock: new HybridClock({ nodeId: 'bench' }),
+    log,
   })
   const openMs = performance.now() - started
   gc()

@@ -10,10 +10,10 @@
  */
 import { startAgent } from '../src/agent/agent.ts'
 import { loadConfig } from '../src/agent/config.ts'
-import { createLogger } from '../src/agent/logger.ts'
 import type { Instance } from '../src/model/index.ts'
 import { CHANGES_TOPIC } from '../src/p2p/constants.ts'
 import type { Change } from '../src/replica/change.ts'
+import { createLogger } from '../src/support/logger.ts'
 
 const send = (message: unknown) => process.send?.(message)
 const now = () => performance.timeOrigin + performance.now()

@@ -19,8 +19,8 @@ import { type AntiEntropy, antiEntropy } from '../p2p/sync/index.ts'
 import { HybridClock } from '../replica/hlc.ts'
 import { LevelStore } from '../replica/level-store.ts'
 import { Replica } from '../replica/replica.ts'
+import type { Logger } from '../support/logger.ts'
 import { type AgentConfig, defaultSelfUrl } from './config.ts'
-import type { Logger } from './logger.ts'
 import { resolveNodeId } from './node-id.ts'
 
 /** How often tombstones past the grace period are purged. */
@@ -60,7 +60,12 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     )
   }
   const clock = new HybridClock({ nodeId, maxDriftMs: config.maxDriftMs })
-  const replica = await Replica.open({ store, clock, tombstoneGraceMs: config.tombstoneGraceMs })
+  const replica = await Replica.open({
+    store,
+    clock,
+    tombstoneGraceMs: config.tombstoneGraceMs,
+    log: log.child({ unit: 'replica' }),
+  })
   log.info(
     { nodeId, selfUrl, dataDir: config.dataDir, digest: replica.digest(), ...replica.counts() },
     'replica open',

@@ -2,7 +2,7 @@ import { Command, CommanderError, Option } from 'commander'
 import packageJson from '../../package.json' with { type: 'json' }
 import { startAgent } from '../agent/agent.ts'
 import { type AgentConfig, ConfigError, loadConfig, OPTIONS } from '../agent/config.ts'
-import { createLogger } from '../agent/logger.ts'
+import { createLogger } from '../support/logger.ts'
 import { CliError } from './client.ts'
 import { DEFAULT_URL } from './commands/context.ts'
 import { definitionsCommand } from './commands/definitions.ts'

@@ -1,7 +1,7 @@
 import swagger from '@fastify/swagger'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
-import type { Logger } from '../agent/logger.ts'
 import type { Replica } from '../replica/replica.ts'
+import type { Logger } from '../support/logger.ts'
 import { requireBearerToken } from './auth.ts'
 import {
   MethodNotAllowedError,

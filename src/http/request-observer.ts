@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Logger } from '../agent/logger.ts'
+import type { Logger } from '../support/logger.ts'
 import type { HttpError } from './errors.ts'
 import type { HttpMetrics } from './metrics.ts'
 

@@ -3,18 +3,6 @@
  * `instanceof` across module copies.
  */
 
-/** An `Init` option of `Heartbeat` or `FailureDetector` is out of range; the message names it. */
-export class LivenessConfigError extends Error {
-  override readonly name = 'LivenessConfigError'
-  /** The option at fault, e.g. `suspectAfterMs`. */
-  readonly option: string
-
-  constructor(option: string, message: string) {
-    super(`${option} ${message}`)
-    this.option = option
-  }
-}
-
 /** Why a beat could not be read. Doubles as a log field and a metric label. */
 export type BeatErrorReason = 'oversized' | 'malformed'
 
@@ -27,12 +15,4 @@ export class BeatError extends Error {
     super(message)
     this.reason = reason
   }
-}
-
-/** Throws `LivenessConfigError` unless `value` is a positive finite number of milliseconds. */
-export function assertPositiveMs(option: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new LivenessConfigError(option, `must be a positive number of milliseconds, got ${value}`)
-  }
-  return value
 }

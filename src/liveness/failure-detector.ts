@@ -1,9 +1,11 @@
 import { EventEmitter } from 'node:events'
-import { emitSafely } from '../agent/emit-safely.ts'
-import type { Logger } from '../agent/logger.ts'
 import type { Node } from '../model/index.ts'
 import type { Change } from '../replica/change.ts'
 import type { Replica } from '../replica/replica.ts'
+import { emitSafely } from '../support/emit-safely.ts'
+import { InitError } from '../support/init-error.ts'
+import { jittered } from '../support/jitter.ts'
+import type { Logger } from '../support/logger.ts'
 import { type Beat, decodeBeat, digestPrefix } from './beat.ts'
 import {
   BEAT_OUTCOMES,
@@ -13,8 +15,7 @@ import {
   MAX_MISMATCH_BEATS,
   MAX_UNRECORDED_NODES,
 } from './detector-types.ts'
-import { type BeatError, LivenessConfigError } from './errors.ts'
-import { jittered } from './jitter.ts'
+import type { BeatError } from './errors.ts'
 import {
   classify,
   type LivenessStatus,
@@ -109,10 +110,7 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> {
     this.thresholds = resolveThresholds(init)
     const beats = init.digestMismatchBeats ?? 2
     if (!Number.isInteger(beats) || beats < 1 || beats > MAX_MISMATCH_BEATS) {
-      throw new LivenessConfigError(
-        'digestMismatchBeats',
-        `must be an integer 1-${MAX_MISMATCH_BEATS}, got ${beats}`,
-      )
+      throw new InitError('digestMismatchBeats', `must be an integer 1-${MAX_MISMATCH_BEATS}, got ${beats}`)
     }
     this.digestMismatchBeats = beats
     this.#components = components

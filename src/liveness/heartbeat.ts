@@ -1,14 +1,14 @@
 import { EventEmitter } from 'node:events'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { emitSafely } from '../agent/emit-safely.ts'
-import type { Logger } from '../agent/logger.ts'
 import type { Node } from '../model/index.ts'
 import type { Change } from '../replica/change.ts'
 import type { ChangeSource, Replica } from '../replica/replica.ts'
+import { emitSafely } from '../support/emit-safely.ts'
+import { positiveMs } from '../support/init-error.ts'
+import { jittered } from '../support/jitter.ts'
+import type { Logger } from '../support/logger.ts'
 import { type Beat, digestPrefix, encodeBeat } from './beat.ts'
-import { assertPositiveMs } from './errors.ts'
-import { jittered } from './jitter.ts'
 import { buildNodeRecord, identityFingerprint, type NodeIdentity, type NodeSelf } from './node-record.ts'
 import { ResourceSampler, type ResourceSource } from './usage.ts'
 
@@ -108,14 +108,11 @@ export class Heartbeat extends EventEmitter<HeartbeatEvents> {
 
   constructor(init: HeartbeatInit, components: HeartbeatComponents) {
     super()
-    this.heartbeatIntervalMs = assertPositiveMs(
+    this.heartbeatIntervalMs = positiveMs(
       'heartbeatIntervalMs',
       init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
     )
-    this.recordRefreshMs = assertPositiveMs(
-      'recordRefreshMs',
-      init.recordRefreshMs ?? DEFAULT_RECORD_REFRESH_MS,
-    )
+    this.recordRefreshMs = positiveMs('recordRefreshMs', init.recordRefreshMs ?? DEFAULT_RECORD_REFRESH_MS)
     this.#components = components
     this.#log = components.log
     this.#resources =

@@ -4,6 +4,8 @@
  * liveness-state.ts (thresholds and detection time). Plus health probes of the instances this node
  * owns (instance-probe.ts, tcp-probe.ts).
  */
+
+export { InitError } from '../support/init-error.ts'
 export {
   type Beat,
   DIGEST_PREFIX_CHARS,
@@ -22,7 +24,7 @@ export {
   MAX_MISMATCH_BEATS,
   MAX_UNRECORDED_NODES,
 } from './detector-types.ts'
-export { BeatError, type BeatErrorReason, LivenessConfigError } from './errors.ts'
+export { BeatError, type BeatErrorReason } from './errors.ts'
 export {
   type BeatSource,
   FailureDetector,

@@ -1,13 +1,13 @@
 import { EventEmitter } from 'node:events'
 import type { LookupFunction } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import { emitSafely } from '../agent/emit-safely.ts'
-import type { Logger } from '../agent/logger.ts'
 import type { Instance, InstanceStatus } from '../model/index.ts'
 import type { Change } from '../replica/change.ts'
 import type { Replica } from '../replica/replica.ts'
-import { assertPositiveMs, LivenessConfigError } from './errors.ts'
-import { jittered } from './jitter.ts'
+import { emitSafely } from '../support/emit-safely.ts'
+import { InitError, positiveMs } from '../support/init-error.ts'
+import { jittered } from '../support/jitter.ts'
+import type { Logger } from '../support/logger.ts'
 import { type ProbeTarget, probeTargetOf, type TcpProbe, targetKey, tcpProbe } from './tcp-probe.ts'
 
 export const DEFAULT_PROBE_INTERVAL_MS = 5000
@@ -197,17 +197,17 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> {
 
   constructor(init: InstanceProberInit, components: InstanceProberComponents) {
     super()
-    this.intervalMs = assertPositiveMs('intervalMs', init.intervalMs ?? DEFAULT_PROBE_INTERVAL_MS)
-    this.timeoutMs = assertPositiveMs('timeoutMs', init.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS)
-    this.refreshMs = assertPositiveMs('refreshMs', init.refreshMs ?? DEFAULT_STATUS_REFRESH_MS)
+    this.intervalMs = positiveMs('intervalMs', init.intervalMs ?? DEFAULT_PROBE_INTERVAL_MS)
+    this.timeoutMs = positiveMs('timeoutMs', init.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS)
+    this.refreshMs = positiveMs('refreshMs', init.refreshMs ?? DEFAULT_STATUS_REFRESH_MS)
     const degraded = init.degradedAfterMs ?? DEFAULT_DEGRADED_AFTER_MS
     if (!Number.isFinite(degraded) || degraded < 0) {
-      throw new LivenessConfigError('degradedAfterMs', `must be 0 or more milliseconds, got ${degraded}`)
+      throw new InitError('degradedAfterMs', `must be 0 or more milliseconds, got ${degraded}`)
     }
     this.degradedAfterMs = degraded
     const concurrency = init.concurrency ?? DEFAULT_PROBE_CONCURRENCY
     if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new LivenessConfigError('concurrency', `must be a positive integer, got ${concurrency}`)
+      throw new InitError('concurrency', `must be a positive integer, got ${concurrency}`)
     }
     this.concurrency = concurrency
     this.#components = components

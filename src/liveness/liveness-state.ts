@@ -1,4 +1,4 @@
-import { assertPositiveMs, LivenessConfigError } from './errors.ts'
+import { InitError, positiveMs } from '../support/init-error.ts'
 import { DEFAULT_HEARTBEAT_INTERVAL_MS } from './heartbeat.ts'
 
 /**
@@ -40,7 +40,7 @@ export interface LivenessThresholdsInit {
 export type LivenessThresholds = Required<LivenessThresholdsInit>
 
 /**
- * Resolves the defaults and checks the options once. Throws `LivenessConfigError` naming the option.
+ * Resolves the defaults and checks the options once. Throws `InitError` naming the option.
  *
  * Detection time, memberlist style. A node's last beat reaches us `latency` after it is sent (a few
  * ms on a LAN), and a node that crashes does so at most one beat interval (+10% jitter) after its last
@@ -57,18 +57,18 @@ export type LivenessThresholds = Required<LivenessThresholdsInit>
  * cluster: every node hears every beat (gossipsub), instead of probing a few peers in turn.
  */
 export function resolveThresholds(init: LivenessThresholdsInit = {}): LivenessThresholds {
-  const heartbeatIntervalMs = assertPositiveMs(
+  const heartbeatIntervalMs = positiveMs(
     'heartbeatIntervalMs',
     init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
   )
-  const suspectAfterMs = assertPositiveMs('suspectAfterMs', init.suspectAfterMs ?? 3 * heartbeatIntervalMs)
-  const unreachableAfterMs = assertPositiveMs(
+  const suspectAfterMs = positiveMs('suspectAfterMs', init.suspectAfterMs ?? 3 * heartbeatIntervalMs)
+  const unreachableAfterMs = positiveMs(
     'unreachableAfterMs',
     init.unreachableAfterMs ?? 6 * heartbeatIntervalMs,
   )
-  const checkIntervalMs = assertPositiveMs('checkIntervalMs', init.checkIntervalMs ?? heartbeatIntervalMs / 2)
+  const checkIntervalMs = positiveMs('checkIntervalMs', init.checkIntervalMs ?? heartbeatIntervalMs / 2)
   if (unreachableAfterMs <= suspectAfterMs) {
-    throw new LivenessConfigError(
+    throw new InitError(
       'unreachableAfterMs',
       `must exceed suspectAfterMs (${suspectAfterMs}), got ${unreachableAfterMs}`,
     )

@@ -1,6 +1,6 @@
 import { statfs } from 'node:fs/promises'
 import { cpus, freemem, totalmem } from 'node:os'
-import type { Logger } from '../agent/logger.ts'
+import type { Logger } from '../support/logger.ts'
 import { findNvidiaSmi, type GpuInfo, parseNvidiaSmi, runNvidiaSmi } from './nvidia-smi.ts'
 
 /** Used / total / percent of one resource, as in the node record (`Node.usage`). */

@@ -3,8 +3,8 @@ import type { Connection, IncomingStreamData, Libp2p, PeerId, Stream } from '@li
 import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
 import { type Pushable, pushable } from 'it-pushable'
-import { emitSafely } from '../agent/emit-safely.ts'
-import type { Logger } from '../agent/logger.ts'
+import { emitSafely } from '../support/emit-safely.ts'
+import type { Logger } from '../support/logger.ts'
 import { BEATS_PROTOCOL } from './constants.ts'
 
 export interface BeatChannelInit {

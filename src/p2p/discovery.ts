@@ -1,8 +1,9 @@
 import type { PeerId, PeerInfo } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { Logger } from '../agent/logger.ts'
 import type { Replica } from '../replica/replica.ts'
+import { jittered } from '../support/jitter.ts'
+import type { Logger } from '../support/logger.ts'
 import type { RegistryLibp2p } from './libp2p-node.ts'
 import { resolveSeed } from './seeds.ts'
 
@@ -39,7 +40,8 @@ interface SeedState {
   isSelf: boolean
 }
 
-const jitter = (ms: number) => Math.round(ms * (0.8 + Math.random() * 0.4))
+/** Dial timers stray ±20%, so agents started together do not dial in bursts. */
+const DIAL_JITTER = 0.2
 
 /**
  * Keeps the agent connected: dials every seed until it answers (and again whenever it drops), dials
@@ -131,7 +133,7 @@ export class Discovery {
         return
       }
       log.debug({ seed: seed.seed, err: (err as Error).message, retryInMs: seed.delayMs }, 'seed dial failed')
-      this.#scheduleSeed(seed, jitter(seed.delayMs))
+      this.#scheduleSeed(seed, jittered(seed.delayMs, DIAL_JITTER))
       seed.delayMs = Math.min(seed.delayMs * 2, this.#retryMaxMs)
     }
   }
@@ -141,7 +143,7 @@ export class Discovery {
     for (const seed of this.#seeds) {
       if (seed.peerId === peer) {
         seed.delayMs = this.#retryMinMs
-        this.#scheduleSeed(seed, jitter(this.#retryMinMs))
+        this.#scheduleSeed(seed, jittered(this.#retryMinMs, DIAL_JITTER))
       }
     }
   }
@@ -153,10 +155,13 @@ export class Discovery {
 
   #scheduleCheck(): void {
     if (!this.#started) return
-    this.#check = setTimeout(() => {
-      this.#topUp()
-      this.#scheduleCheck()
-    }, jitter(this.#checkIntervalMs))
+    this.#check = setTimeout(
+      () => {
+        this.#topUp()
+        this.#scheduleCheck()
+      },
+      jittered(this.#checkIntervalMs, DIAL_JITTER),
+    )
   }
 
   /** Dials known nodes from their records until `targetPeers` connections are open. */

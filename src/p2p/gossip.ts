@@ -1,10 +1,16 @@
 import { EventEmitter } from 'node:events'
 import type { Message, PeerId } from '@libp2p/interface'
 import { TopicValidatorResult } from '@libp2p/interface'
-import type { Logger } from '../agent/logger.ts'
-import { type Change, decodeChange } from '../replica/change.ts'
+import type { Change } from '../replica/change.ts'
 import type { ApplyOutcome, ChangeSource, Replica } from '../replica/replica.ts'
+import type { Logger } from '../support/logger.ts'
 import { CHANGES_TOPIC, MAX_GOSSIP_MESSAGE_BYTES } from './constants.ts'
+import {
+  decodeChangesMessage,
+  encodeChangesMessages,
+  type GossipMessageError,
+  type GossipRejection,
+} from './gossip-codec.ts'
 import type { RegistryLibp2p } from './libp2p-node.ts'
 
 export interface GossipInit {
@@ -20,8 +26,7 @@ export interface GossipComponents {
   log: Logger
 }
 
-/** Why a gossip message was dropped. Doubles as a log field and a metric label. */
-export type GossipRejection = 'oversized' | 'not-json' | 'bad-shape' | 'invalid-change' | 'drift'
+export type { GossipRejection }
 
 export interface GossipStats {
   messagesPublished: number
@@ -35,14 +40,6 @@ export interface GossipStats {
 export interface GossipEvents {
   rejected: [reason: GossipRejection, from: string]
 }
-
-/** Wire form of a batch: `{"changes": [Change, ...]}`. */
-interface ChangesMessage {
-  changes: Change[]
-}
-
-const encoder = new TextEncoder()
-const decoder = new TextDecoder()
 
 /**
  * Spreads local writes to every replica: each local change is published on the changes topic (changes
@@ -115,7 +112,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   #publish(): void {
     const changes = this.#pending
     this.#pending = []
-    for (const payload of this.#encodeBatches(changes)) {
+    for (const payload of encodeChangesMessages(changes, this.#maxMessageBytes)) {
       this.stats.messagesPublished++
       this.#components.libp2p.services.pubsub.publish(CHANGES_TOPIC, payload).catch((err: unknown) => {
         this.#components.log.warn({ err }, 'gossip publish failed; anti-entropy will carry the change')
@@ -124,63 +121,22 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.stats.changesPublished += changes.length
   }
 
-  /** Splits a batch into messages under the size cap. */
-  *#encodeBatches(changes: Change[]): Generator<Uint8Array> {
-    let batch: string[] = []
-    let bytes = 16
-    const emit = () => encoder.encode(`{"changes":[${batch.join(',')}]}`)
-    for (const change of changes) {
-      const json = JSON.stringify(change)
-      const size = Buffer.byteLength(json) + 1
-      if (batch.length > 0 && bytes + size > this.#maxMessageBytes) {
-        yield emit()
-        batch = []
-        bytes = 16
-      }
-      batch.push(json)
-      bytes += size
-    }
-    if (batch.length > 0) yield emit()
-  }
-
   readonly #validate = (from: PeerId, message: Message): TopicValidatorResult => {
-    const reject = (reason: GossipRejection, detail?: string) => {
+    try {
+      const changes = decodeChangesMessage(message.data, {
+        maxMessageBytes: this.#maxMessageBytes,
+        maxDriftMs: this.#maxDriftMs,
+        nowMs: Date.now(),
+      })
+      this.#decoded.set(message, changes)
+      return TopicValidatorResult.Accept
+    } catch (err) {
+      const { reason, message: detail } = err as GossipMessageError
       this.stats.rejected[reason]++
       this.#components.log.warn({ from: from.toString(), reason, detail }, 'rejected gossip message')
       this.emit('rejected', reason, from.toString())
       return TopicValidatorResult.Reject
     }
-    if (message.data.byteLength > this.#maxMessageBytes)
-      return reject('oversized', `${message.data.byteLength} bytes`)
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(decoder.decode(message.data))
-    } catch {
-      return reject('not-json')
-    }
-    const list = (parsed as Partial<ChangesMessage> | null)?.changes
-    if (!Array.isArray(list) || list.length === 0 || Object.keys(parsed as object).length !== 1) {
-      return reject('bad-shape', 'expected {"changes": [...]} with at least one change')
-    }
-    const changes: Change[] = []
-    const horizon = Date.now() + this.#maxDriftMs
-    for (let i = 0; i < list.length; i++) {
-      let change: Change
-      try {
-        change = decodeChange(list[i], `changes[${i}]`)
-      } catch (err) {
-        return reject('invalid-change', (err as Error).message)
-      }
-      if (change.version.ts > horizon) {
-        return reject(
-          'drift',
-          `changes[${i}] is ${change.version.ts - Date.now()} ms ahead (writer ${change.version.node})`,
-        )
-      }
-      changes.push(change)
-    }
-    this.#decoded.set(message, changes)
-    return TopicValidatorResult.Accept
   }
 
   readonly #onMessage = (event: CustomEvent<Message>): void => {

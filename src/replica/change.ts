@@ -7,8 +7,7 @@ import {
   parseEntity,
   ValidationError,
 } from '../model/index.ts'
-import { compareVersions } from './lww.ts'
-import type { Version } from './version.ts'
+import { compareVersions, type Version } from './version.ts'
 
 /**
  * One write of one entity: a put (`value` set) or a delete (`value` null, a tombstone), with the

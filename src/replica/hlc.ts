@@ -1,5 +1,5 @@
-import { compareVersions } from './lww.ts'
 import type { Version } from './version.ts'
+import { compareVersions } from './version.ts'
 
 export interface HybridClockInit {
   /** Id written into every version this clock makes. */

@@ -7,6 +7,8 @@ import {
   type Node,
   parseEntity,
 } from '../model/index.ts'
+import { emitSafely } from '../support/emit-safely.ts'
+import type { Logger } from '../support/logger.ts'
 import { type Change, decodeEntry, encodeEntry, entityKey } from './change.ts'
 import { DigestTree, LEAF_COUNT, leafOf } from './digest.ts'
 import type { HybridClock } from './hlc.ts'
@@ -39,6 +41,8 @@ export interface ReplicaInit {
   tombstoneGraceMs?: number
   /** Wall-clock source for purge decisions; tests hand in a fake. @default Date.now */
   now?: () => number
+  /** Where a `change` listener that throws is reported (the write it announces stays durable). */
+  log: Logger
 }
 
 /** Where merged changes came from: local writes are gossiped, the others were heard from peers. */
@@ -80,6 +84,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   readonly tombstoneGraceMs: number
   readonly #store: ReplicaStore
   readonly #now: () => number
+  readonly #log: Logger
   readonly #held = new Map<string, Held>()
   readonly #leafKeys: Array<Set<string>> = Array.from({ length: LEAF_COUNT }, () => new Set())
   readonly #tombstones = new Set<string>()
@@ -95,6 +100,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     this.clock = init.clock
     this.tombstoneGraceMs = init.tombstoneGraceMs ?? DEFAULT_TOMBSTONE_GRACE_MS
     this.#now = init.now ?? Date.now
+    this.#log = init.log
   }
 
   /** Opens the store and loads every entry into memory; the clock is raised above all stored versions. */
@@ -254,7 +260,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
         this.#release(key)
         if (change.value !== null) released.push({ ...change, value: null })
       }
-      if (released.length > 0) this.emit('change', released, 'sync')
+      if (released.length > 0) this.#announce(released, 'sync')
     })
   }
 
@@ -287,15 +293,11 @@ export class Replica extends EventEmitter<ReplicaEvents> {
       const current = staged.has(key) ? staged.get(key) : this.#held.get(key)
       let encoded: string | undefined
       if (current) {
-        const byVersion = compareChanges(change, current.change)
-        if (byVersion < 0) return 'stale'
-        if (byVersion === 0) {
-          // Same version, so only a reused clock reading can make the bytes differ: larger bytes win.
-          encoded = encodeEntry(change)
-          const held = current.encoded ?? encodeEntry(current.change)
-          if (encoded === held) return 'duplicate'
-          if (encoded < held) return 'stale'
-        }
+        const order = compareChanges(change, current.change, (c) =>
+          c === change ? (encoded ??= encodeEntry(change)) : (current.encoded ?? encodeEntry(current.change)),
+        )
+        if (order < 0) return 'stale'
+        if (order === 0) return 'duplicate'
       }
       if (change.value === null && change.version.ts < expiredBefore) {
         // A tombstone past its grace period is not stored (replicas that kept it have purged it by now),
@@ -329,8 +331,13 @@ export class Replica extends EventEmitter<ReplicaEvents> {
         announced.push({ ...gone.change, value: null })
       }
     }
-    if (announced.length > 0) this.emit('change', announced, source)
+    if (announced.length > 0) this.#announce(announced, source)
     return outcomes
+  }
+
+  /** Emits `change` once the changes are durable: a listener that throws is logged, never fails the write. */
+  #announce(changes: Change[], source: ChangeSource): void {
+    emitSafely(this, this.#log, 'replica change', 'change', [changes, source])
   }
 
   /** Puts an entry into memory: map, digest, leaf membership, indexes. Replaces what was there. */

@@ -1,6 +1,6 @@
 /**
  * A version stamps every write (put or delete) of an entity: a hybrid logical clock reading plus the
- * id of the node that wrote it. See `lww.ts` for the order and `hlc.ts` for how readings are made.
+ * id of the node that wrote it. `hlc.ts` makes readings; `lww.ts` orders whole changes.
  */
 export interface Version {
   /** Wall-clock part, milliseconds since the Unix epoch. */
@@ -11,13 +11,15 @@ export interface Version {
   readonly node: string
 }
 
-/** Compact wire and storage form: `[ts, c, node]`. Append-only: never reorder these fields. */
-export type EncodedVersion = readonly [ts: number, c: number, node: string]
-
-export function encodeVersion(v: Version): EncodedVersion {
-  return [v.ts, v.c, v.node]
-}
-
-export function decodeVersion(e: EncodedVersion): Version {
-  return { ts: e[0], c: e[1], node: e[2] }
+/**
+ * Orders versions by wall-clock part `ts`, then logical counter `c`, then writer node id (plain UTF-16
+ * code unit order, the same on every machine): a total order.
+ *
+ * @returns negative when `a` is older than `b`, 0 when equal, positive when `a` is newer.
+ */
+export function compareVersions(a: Version, b: Version): number {
+  if (a.ts !== b.ts) return a.ts < b.ts ? -1 : 1
+  if (a.c !== b.c) return a.c < b.c ? -1 : 1
+  if (a.node === b.node) return 0
+  return a.node < b.node ? -1 : 1
 }

@@ -5,7 +5,6 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
-import type { Logger } from '../../src/agent/logger.ts'
 import {
   buildApp,
   type HttpAppInit,
@@ -17,6 +16,7 @@ import {
 import { type Node, parseNode } from '../../src/model/index.ts'
 import { LevelStore } from '../../src/replica/level-store.ts'
 import type { Replica } from '../../src/replica/replica.ts'
+import type { Logger } from '../../src/support/logger.ts'
 import { openReplica } from '../replica/fixtures.ts'
 
 export const NODE_ID = 'node-a'

@@ -12,7 +12,7 @@ import {
 } from '../../src/liveness/index.ts'
 import { BEATS_PROTOCOL } from '../../src/p2p/constants.ts'
 import { createP2PNode, type RegistryLibp2p } from '../../src/p2p/libp2p-node.ts'
-import { compareVersions } from '../../src/replica/lww.ts'
+import { compareVersions } from '../../src/replica/version.ts'
 import { waitFor } from '../support/wait.ts'
 import { connectAll, type LivenessNode, startLivenessCluster, startLivenessNode } from './liveness-cluster.ts'
 

@@ -6,8 +6,8 @@ import {
   encodeBeat,
   FailureDetector,
   type FailureDetectorInit,
+  InitError,
   type LivenessChange,
-  LivenessConfigError,
   MAX_BEAT_BYTES,
   resolveThresholds,
 } from '../../src/liveness/index.ts'
@@ -76,9 +76,9 @@ describe('classify and thresholds', () => {
 
   it('rejects thresholds that make no sense, naming the option', () => {
     expect(() => resolveThresholds({ suspectAfterMs: 5000, unreachableAfterMs: 5000 })).toThrow(
-      expect.objectContaining({ name: 'LivenessConfigError', option: 'unreachableAfterMs' }),
+      expect.objectContaining({ name: 'InitError', option: 'unreachableAfterMs' }),
     )
-    expect(() => resolveThresholds({ heartbeatIntervalMs: 0 })).toThrow(LivenessConfigError)
+    expect(() => resolveThresholds({ heartbeatIntervalMs: 0 })).toThrow(InitError)
     expect(() => resolveThresholds({ checkIntervalMs: Number.NaN })).toThrow(/checkIntervalMs/)
   })
 })
@@ -366,6 +366,6 @@ describe('FailureDetector', () => {
     const replica = await memoryReplica('node-a')
     const components = { beats: new FakeBeatSource(), replica, log: testLogger(), nodeId: 'node-a' }
     expect(() => new FailureDetector({ digestMismatchBeats: 0 }, components)).toThrow(/digestMismatchBeats/)
-    expect(() => new FailureDetector({ unreachableAfterMs: 1000 }, components)).toThrow(LivenessConfigError)
+    expect(() => new FailureDetector({ unreachableAfterMs: 1000 }, components)).toThrow(InitError)
   })
 })

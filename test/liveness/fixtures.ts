@@ -4,7 +4,6 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { pino } from 'pino'
-import type { Logger } from '../../src/agent/logger.ts'
 import type {
   BeatSink,
   BeatSource,
@@ -18,6 +17,7 @@ import type { BeatChannelEvents } from '../../src/p2p/beat-channel.ts'
 import { HybridClock } from '../../src/replica/hlc.ts'
 import { MemoryStore } from '../../src/replica/memory-store.ts'
 import { Replica } from '../../src/replica/replica.ts'
+import type { Logger } from '../../src/support/logger.ts'
 
 /** A logger that drops everything (TEST_LOG_LEVEL=debug shows it). */
 export function testLogger(): Logger {
@@ -27,7 +27,12 @@ export function testLogger(): Logger {
 /** A replica in memory whose clock follows Date.now (so fake timers move it). */
 export function memoryReplica(nodeId: string): Promise<Replica> {
   const now = () => Date.now()
-  return Replica.open({ store: new MemoryStore(), clock: new HybridClock({ nodeId, now }), now })
+  return Replica.open({
+    store: new MemoryStore(),
+    clock: new HybridClock({ nodeId, now }),
+    now,
+    log: testLogger(),
+  })
 }
 
 export async function randomPeerId(): Promise<PeerId> {

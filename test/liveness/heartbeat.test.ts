@@ -4,15 +4,15 @@ import {
   digestPrefix,
   Heartbeat,
   type HeartbeatInit,
-  LivenessConfigError,
+  InitError,
   MAX_BEAT_BYTES,
   type NodeSelf,
   type RecordReason,
 } from '../../src/liveness/index.ts'
 import type { GpuInfo } from '../../src/liveness/nvidia-smi.ts'
 import type { Node } from '../../src/model/index.ts'
-import { compareVersions } from '../../src/replica/lww.ts'
 import type { Replica } from '../../src/replica/replica.ts'
+import { compareVersions } from '../../src/replica/version.ts'
 import {
   fakeBeatSink,
   fakeHeartbeatLibp2p,
@@ -268,7 +268,7 @@ describe('Heartbeat', () => {
       self: () => ({ id: 'node-a', url: 'http://a:1' }),
       resources: fakeResources(),
     }
-    expect(() => new Heartbeat({ heartbeatIntervalMs: -1 }, components)).toThrow(LivenessConfigError)
+    expect(() => new Heartbeat({ heartbeatIntervalMs: -1 }, components)).toThrow(InitError)
     expect(() => new Heartbeat({ recordRefreshMs: 0 }, components)).toThrow(/recordRefreshMs/)
   })
 })

@@ -2,12 +2,12 @@ import { createServer, type LookupFunction, type Server } from 'node:net'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
+  InitError,
   type InstanceProbeResult,
   InstanceProber,
   type InstanceProberComponents,
   type InstanceProberInit,
   type InstanceStatusChange,
-  LivenessConfigError,
   normaliseNodeUrl,
   probeTargetOf,
 } from '../../src/liveness/index.ts'
@@ -292,11 +292,11 @@ describe('InstanceProber', () => {
     expect(replica.listenerCount('change')).toBe(0)
   })
 
-  it('rejects bad options with LivenessConfigError naming the option', async () => {
+  it('rejects bad options with InitError naming the option', async () => {
     const replica = await memoryReplica('node-a')
     const make = (init: InstanceProberInit) =>
       new InstanceProber(init, { replica, log: testLogger(), selfUrl: SELF })
-    expect(() => make({ intervalMs: 0 })).toThrow(LivenessConfigError)
+    expect(() => make({ intervalMs: 0 })).toThrow(InitError)
     expect(() => make({ degradedAfterMs: -1 })).toThrow(/degradedAfterMs/)
     expect(() => make({ concurrency: 1.5 })).toThrow(/concurrency/)
     expect(make({}).intervalMs).toBe(5000)

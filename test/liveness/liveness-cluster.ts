@@ -1,5 +1,4 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { Logger } from '../../src/agent/logger.ts'
 import {
   FailureDetector,
   type FailureDetectorInit,
@@ -12,6 +11,7 @@ import { CHANGES_TOPIC } from '../../src/p2p/constants.ts'
 import { Gossip } from '../../src/p2p/gossip.ts'
 import { createP2PNode, type RegistryLibp2p } from '../../src/p2p/libp2p-node.ts'
 import type { Replica } from '../../src/replica/replica.ts'
+import type { Logger } from '../../src/support/logger.ts'
 import { waitFor } from '../support/wait.ts'
 import { memoryReplica, testLogger } from './fixtures.ts'
 

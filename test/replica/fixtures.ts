@@ -2,8 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
+import { pino } from 'pino'
 import type { Definition, Instance } from '../../src/model/index.ts'
-import type { Change } from '../../src/replica/change.ts'
+import { type Change, encodeEntry, entityKey } from '../../src/replica/change.ts'
 import { HybridClock } from '../../src/replica/hlc.ts'
 import { MemoryStore } from '../../src/replica/memory-store.ts'
 import { Replica, type ReplicaInit } from '../../src/replica/replica.ts'
@@ -39,6 +40,7 @@ export async function openReplica(
     store: init.store ?? new MemoryStore(),
     clock: init.clock ?? new HybridClock({ nodeId, now }),
     now,
+    log: init.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     ...(init.tombstoneGraceMs === undefined ? {} : { tombstoneGraceMs: init.tombstoneGraceMs }),
   })
 }
@@ -110,3 +112,29 @@ export const changeArb: fc.Arbitrary<Change> = fc
     }
     return { kind, id, version, value }
   })
+
+/**
+ * The oracle: per key, the change with the greatest sort key (primary version, rank, own version,
+ * encoded bytes). Written as a key, not as a comparison, so that it shares no code with `lww.ts`.
+ */
+export function lwwOracle(changes: readonly Change[]): Array<[string, string]> {
+  const v = (x: { ts: number; c: number; node: string }) => [x.ts, x.c, x.node] as const
+  const sortKey = (c: Change) => {
+    const primary = v(c.basedOn ?? c.version)
+    const own = c.basedOn === undefined ? [0, 0, ''] : v(c.version)
+    return [...primary, c.basedOn === undefined ? 0 : 1, ...own, encodeEntry(c)] as const
+  }
+  const greater = (a: readonly (number | string)[], b: readonly (number | string)[]) => {
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! > b[i]!
+    return false
+  }
+  const best = new Map<string, Change>()
+  for (const change of changes) {
+    const key = entityKey(change.kind, change.id)
+    const held = best.get(key)
+    if (!held || greater(sortKey(change), sortKey(held))) best.set(key, change)
+  }
+  return [...best]
+    .map(([key, c]) => [key, encodeEntry(c)] as [string, string])
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+}

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { HybridClock } from '../../src/replica/hlc.ts'
-import { compareVersions } from '../../src/replica/lww.ts'
+import { compareVersions } from '../../src/replica/version.ts'
 
 describe('HybridClock', () => {
   it('never goes backwards, even when the wall clock does', () => {

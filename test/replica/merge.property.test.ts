@@ -1,9 +1,8 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { type Change, encodeEntry, entityKey } from '../../src/replica/change.ts'
-import { compareChanges } from '../../src/replica/lww.ts'
+import { type Change, entityKey } from '../../src/replica/change.ts'
 import { MemoryStore } from '../../src/replica/memory-store.ts'
-import { changeArb, instance, NOW, openReplica, storedEntries } from './fixtures.ts'
+import { changeArb, instance, lwwOracle, NOW, openReplica, storedEntries } from './fixtures.ts'
 
 const RUNS = 300
 
@@ -20,21 +19,6 @@ async function replicaOf(changes: readonly Change[], batchSizes: readonly number
   return { replica, stored: await storedEntries(store) }
 }
 
-/** The state the LWW rule says a set of changes must produce: per key, the greatest in merge order, then bytes. */
-function expectedState(changes: readonly Change[]): Array<[string, string]> {
-  const best = new Map<string, { change: Change; encoded: string }>()
-  for (const change of changes) {
-    const key = entityKey(change.kind, change.id)
-    const encoded = encodeEntry(change)
-    const held = best.get(key)
-    const cmp = held ? compareChanges(change, held.change) : 1
-    if (!held || cmp > 0 || (cmp === 0 && encoded > held.encoded)) best.set(key, { change, encoded })
-  }
-  return [...best.entries()]
-    .map(([key, { encoded }]) => [key, encoded] as [string, string])
-    .sort(([a], [b]) => (a < b ? -1 : 1))
-}
-
 describe('merge (property-based)', () => {
   it('any permutation, duplication and batching of the same changes yields byte-identical state and digest', async () => {
     await fc.assert(
@@ -43,7 +27,7 @@ describe('merge (property-based)', () => {
         fc.array(fc.nat(), { minLength: 3, maxLength: 3 }),
         fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 4 }),
         async (changes, seeds, batchSizes) => {
-          const expected = expectedState(changes)
+          const expected = lwwOracle(changes)
           const orders = seeds.map((seed) => {
             // A permutation with some changes delivered twice, as gossip and anti-entropy both deliver.
             const shuffled = fc.sample(fc.shuffledSubarray(changes, { minLength: changes.length }), {
@@ -173,7 +157,7 @@ describe('merge (property-based)', () => {
         }),
         async (changes, filter) => {
           const { replica } = await replicaOf(changes, [3])
-          const live = expectedState(changes)
+          const live = lwwOracle(changes)
             .map(([, encoded]) => JSON.parse(encoded).d)
             .filter((v) => v !== null && String(v.id).startsWith('inst-'))
           const scanned = live

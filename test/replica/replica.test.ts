@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import type { Change } from '../../src/replica/change.ts'
 import { HybridClock } from '../../src/replica/hlc.ts'
@@ -9,6 +10,22 @@ import { definition, instance, NOW, openReplica, storedEntries, withTempDir } fr
 const v = (ts: number, node = 'node-b', c = 0) => ({ ts, c, node })
 
 describe('Replica', () => {
+  it('keeps a write that is already durable when a change listener throws, and logs the throw', async () => {
+    const lines: Array<{ msg: string; event?: string }> = []
+    const log = pino({ level: 'error' }, { write: (line: string) => void lines.push(JSON.parse(line)) })
+    const store = new MemoryStore()
+    const replica = await openReplica('node-a', { store, log })
+    replica.on('change', () => {
+      throw new Error('listener bug')
+    })
+    const change = await replica.put('instance', instance('i1', 'user-svc'))
+    expect(change.id).toBe('i1')
+    expect(replica.get('instance', 'i1')?.slug).toBe('user-svc')
+    expect((await storedEntries(store)).map(([key]) => key)).toEqual(['instance/i1'])
+    expect(await replica.remove('instance', 'i1')).toMatchObject({ value: null })
+    expect(lines.filter((l) => l.msg === 'a replica change listener threw')).toHaveLength(2)
+  })
+
   it('rejects a version beyond the drift bound, stores nothing and leaves the clock alone', async () => {
     const store = new MemoryStore()
     const replica = await openReplica('node-a', {

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Agent, startAgent } from '../../src/agent/agent.ts'
 import { type AgentConfig, loadConfig } from '../../src/agent/config.ts'
-import { createLogger } from '../../src/agent/logger.ts'
 import { CHANGES_TOPIC } from '../../src/p2p/constants.ts'
+import { createLogger } from '../../src/support/logger.ts'
 import { waitFor } from './wait.ts'
 
 export interface TestAgent extends Agent {

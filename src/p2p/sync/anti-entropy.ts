@@ -1,9 +1,11 @@
 import { EventEmitter } from 'node:events'
 import type { Connection, IncomingStreamData, Libp2p, PeerId, Startable, Stream } from '@libp2p/interface'
-import type { Logger } from '../../agent/logger.ts'
+import { integerAtLeast } from '../../support/init-error.ts'
+import { jittered } from '../../support/jitter.ts'
+import type { Logger } from '../../support/logger.ts'
 import { MAX_SYNC_FRAME_BYTES, SYNC_PROTOCOL } from '../constants.ts'
 import { runClientSession } from './client.ts'
-import { AntiEntropyConfigError, failureOf, SyncSessionError } from './errors.ts'
+import { failureOf, SyncSessionError } from './errors.ts'
 import { FramedStream } from './framed-stream.ts'
 import {
   type AntiEntropyStats,
@@ -70,8 +72,8 @@ export interface AntiEntropyEvents {
 export const DEFAULT_SYNC_INTERVAL_MS = 30_000
 export const DEFAULT_SYNC_TIMEOUT_MS = 30_000
 const MIN_FRAME_BYTES = 256 * 1024
-/** ±20% around `intervalMs`. */
-const JITTER = 0.2
+/** Rounds stray ±20% around `intervalMs`, so peers started together do not sync in lockstep. */
+const ROUND_JITTER = 0.2
 /** Inbound sync streams per connection: one session per peer, plus one that may be refused as busy. */
 const MAX_INBOUND_STREAMS = 2
 /** How long a `busy` refusal may take to deliver before the stream is reset, ms. */
@@ -126,9 +128,13 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
     this.#libp2p = components.libp2p
     this.#replica = components.replica
     this.#log = components.log
-    this.#intervalMs = option('intervalMs', init.intervalMs ?? DEFAULT_SYNC_INTERVAL_MS, 0)
-    this.#timeoutMs = option('timeoutMs', init.timeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS, 1)
-    this.#maxFrameBytes = option('maxFrameBytes', init.maxFrameBytes ?? MAX_SYNC_FRAME_BYTES, MIN_FRAME_BYTES)
+    this.#intervalMs = integerAtLeast('intervalMs', init.intervalMs ?? DEFAULT_SYNC_INTERVAL_MS, 0)
+    this.#timeoutMs = integerAtLeast('timeoutMs', init.timeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS, 1)
+    this.#maxFrameBytes = integerAtLeast(
+      'maxFrameBytes',
+      init.maxFrameBytes ?? MAX_SYNC_FRAME_BYTES,
+      MIN_FRAME_BYTES,
+    )
     this.#syncOnConnect = init.syncOnConnect ?? true
     this.#self = components.libp2p.peerId.toString()
     this.#staleGuard = new StaleNodeGuard({
@@ -279,7 +285,7 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
 
   #schedule(generation: number): void {
     if (!this.#started || this.#intervalMs === 0 || generation !== this.#generation) return
-    const delay = this.#intervalMs * (1 - JITTER + 2 * JITTER * Math.random())
+    const delay = jittered(this.#intervalMs, ROUND_JITTER)
     this.#timer = setTimeout(() => {
       this.#timer = undefined
       this.#tick()
@@ -378,11 +384,4 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
 
 function sessionKey(role: SyncRole, peer: string): string {
   return `${role} ${peer}`
-}
-
-function option(name: string, value: number, min: number): number {
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new AntiEntropyConfigError(name, `must be an integer of at least ${min}, got ${value}`)
-  }
-  return value
 }

@@ -1,7 +1,7 @@
-import type { Logger } from '../../agent/logger.ts'
-import { type Change, decodeChange, encodeEntry, entityKey } from '../../replica/change.ts'
+import { type Change, decodeChange, entityKey } from '../../replica/change.ts'
 import { compareChanges } from '../../replica/lww.ts'
 import type { Replica } from '../../replica/replica.ts'
+import type { Logger } from '../../support/logger.ts'
 import type { FramedStream } from './framed-stream.ts'
 import { MAX_ENTRIES_PER_FRAME } from './messages.ts'
 import type { SessionResult } from './session.ts'
@@ -27,7 +27,7 @@ const FRAME_OVERHEAD = Math.max(FRAME_HEAD.length, LAST_FRAME_HEAD.length) + FRA
  * `onTooLarge`. Returns how many entries were sent.
  */
 export async function sendEntries(
-  stream: FramedStream,
+  stream: Pick<FramedStream, 'send'>,
   changes: Iterable<Change>,
   maxFrameBytes: number,
   onTooLarge: (change: Change, bytes: number) => void,
@@ -131,9 +131,9 @@ export class EntryReceiver {
 }
 
 /**
- * Our entries the peer should get: those whose key the peer did not send, or sent with an older
- * version in merge order (`compareChanges`; on a tie the larger encoded bytes win, as in the replica's merge). `ours` are
- * our entries in exactly the leaves the peer sent.
+ * Our entries the peer should get: those whose key the peer did not send, or sent as a change that
+ * loses to ours in the merge order (`compareChanges`). `ours` are our entries in exactly the leaves the
+ * peer sent.
  */
 export function newerThanReceived(ours: Iterable<Change>, received: ReadonlyMap<string, Change>): Change[] {
   const out: Change[] = []
@@ -145,8 +145,7 @@ export function newerThanReceived(ours: Iterable<Change>, received: ReadonlyMap<
       out.push(mine)
       continue
     }
-    const order = compareChanges(mine, theirs)
-    if (order > 0 || (order === 0 && encodeEntry(mine) > encodeEntry(theirs))) out.push(mine)
+    if (compareChanges(mine, theirs) > 0) out.push(mine)
   }
   return out
 }

@@ -52,17 +52,6 @@ export class SyncSessionError extends Error {
   }
 }
 
-/** A bad `AntiEntropyInit` value; the message names the option. */
-export class AntiEntropyConfigError extends Error {
-  override readonly name = 'AntiEntropyConfigError'
-  readonly option: string
-
-  constructor(option: string, problem: string) {
-    super(`anti-entropy option ${option} ${problem}`)
-    this.option = option
-  }
-}
-
 const CLOSED_ERRORS = new Set([
   'UnexpectedEOFError',
   'StreamResetError',

@@ -13,7 +13,7 @@ export {
   DEFAULT_SYNC_TIMEOUT_MS,
   type SyncLibp2p,
 } from './anti-entropy.ts'
-export { AntiEntropyConfigError, SYNC_FAILURES, type SyncFailure, SyncSessionError } from './errors.ts'
+export { SYNC_FAILURES, type SyncFailure, SyncSessionError } from './errors.ts'
 export type { Frame, FrameType } from './messages.ts'
 export type { AntiEntropyStats, SyncOutcome, SyncReport, SyncRole } from './report.ts'
 export type { SyncReplica } from './session.ts'

@@ -1,5 +1,5 @@
-import type { Logger } from '../../agent/logger.ts'
 import type { ApplyOutcome } from '../../replica/replica.ts'
+import type { Logger } from '../../support/logger.ts'
 import { isFrameRejection, SYNC_FAILURES, type SyncFailure } from './errors.ts'
 import type { SessionResult } from './session.ts'
 

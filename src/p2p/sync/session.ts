@@ -1,7 +1,7 @@
-import type { Logger } from '../../agent/logger.ts'
 import type { Change } from '../../replica/change.ts'
 import type { DigestTree } from '../../replica/digest.ts'
 import type { ApplyOutcome, Replica } from '../../replica/replica.ts'
+import type { Logger } from '../../support/logger.ts'
 import { encodeDigest } from './messages.ts'
 
 /** What anti-entropy uses of the replica (a test can hand in a real replica or a small fake). */

@@ -1,5 +1,5 @@
-import type { Logger } from '../../agent/logger.ts'
 import type { Replica } from '../../replica/replica.ts'
+import type { Logger } from '../../support/logger.ts'
 
 /** Replica metadata key: when this node last finished an anti-entropy session, ms since the epoch. */
 export const LAST_CONTACT_META = 'lastContactMs'

@@ -2,12 +2,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import {
-  AntiEntropyConfigError,
-  antiEntropy,
-  type SyncLibp2p,
-  type SyncReport,
-} from '../../../src/p2p/sync/index.ts'
+import { antiEntropy, type SyncLibp2p, type SyncReport } from '../../../src/p2p/sync/index.ts'
+import { InitError } from '../../../src/support/init-error.ts'
 import { openReplica } from '../../replica/fixtures.ts'
 import { memoryLogger } from './fixtures.ts'
 
@@ -121,7 +117,7 @@ describe('anti-entropy lifecycle', () => {
     const { fake } = await fakeLibp2p()
     const build = () =>
       antiEntropy(init)({ libp2p: fake, replica: undefined as never, log: memoryLogger().log })
-    expect(build).toThrow(AntiEntropyConfigError)
+    expect(build).toThrow(InitError)
     expect(build).toThrow(option)
   })
 })

@@ -1,6 +1,6 @@
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
-import { createLogger } from '../../src/agent/logger.ts'
+import { createLogger } from '../../src/support/logger.ts'
 
 const destination = (log: pino.Logger) => (log as unknown as Record<symbol, object>)[pino.symbols.streamSym]
 
