@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 
+export type { LivenessState } from '../model/index.ts'
 export { buildApp, DEFAULT_BODY_LIMIT_BYTES, type HttpAppComponents, type HttpAppInit } from './app.ts'
 export {
   BadRequestError,
@@ -20,7 +21,6 @@ export {
 export type { HttpLiveness, LivenessEvent, NodeView } from './liveness-overlay.ts'
 export type { AntiEntropyMetricsSource, MetricsSources } from './metrics.ts'
 export type { ResponseCacheInit } from './response-cache.ts'
-export type { LivenessState } from './schemas.ts'
 export type { SelfIdentity } from './types.ts'
 
 export interface BoundAddress {

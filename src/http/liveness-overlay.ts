@@ -1,5 +1,4 @@
-import type { Instance, Node } from '../model/index.ts'
-import type { LivenessState } from './schemas.ts'
+import type { Instance, LivenessState, Node } from '../model/index.ts'
 
 /** Events of the liveness component that change what it says about a node. */
 export const LIVENESS_EVENTS = ['node:alive', 'node:suspect', 'node:unreachable'] as const

@@ -1,7 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import type { LivenessState } from '../model/index.ts'
 import type { GossipStats } from '../p2p/gossip.ts'
 import type { ApplyOutcome, ReplicaCounts } from '../replica/replica.ts'
-import type { LivenessState } from './schemas.ts'
 
 /**
  * Anti-entropy counters since start. `sessions` is a total or a count per outcome; `applied` is what

@@ -5,6 +5,7 @@ import {
   INSTANCE_STATUSES,
   InstanceSchema,
   type InstanceStatus,
+  LIVENESS_STATES,
   NodeSchema,
   RegisterInstanceRequestSchema,
 } from '../model/index.ts'
@@ -21,10 +22,6 @@ import {
 // answered. Entity schemas come from src/model; this file only wraps them in the 1Backend envelopes.
 
 const strict = { additionalProperties: false }
-
-/** Liveness of a node as this agent's failure detector sees it (src/liveness). */
-export const LIVENESS_STATES = ['alive', 'suspect', 'unreachable'] as const
-export type LivenessState = (typeof LIVENESS_STATES)[number]
 
 /** A string enum (`enum`, not TypeBox's `anyOf` of constants: shorter errors and documents). */
 function stringEnum<T extends string>(values: readonly T[], description: string) {

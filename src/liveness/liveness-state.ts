@@ -1,15 +1,12 @@
+import type { LivenessState } from '../model/index.ts'
 import { InitError, positiveMs } from '../support/init-error.ts'
 import { DEFAULT_HEARTBEAT_INTERVAL_MS } from './heartbeat.ts'
 
 /**
- * What this node believes about another. Doubles as a log field, a metric label and the `liveness`
- * the HTTP API shows.
- * - `alive`: heard from within `suspectAfterMs`.
- * - `suspect`: silent for `suspectAfterMs` (about 3 missed beats): probably down, possibly a slow
- *   network or a long GC pause. Still listed; callers may prefer other nodes.
- * - `unreachable`: silent for `unreachableAfterMs` (about 6 missed beats): treat as down.
+ * What this node believes about another (`LivenessState` of the model): `suspect` after
+ * `suspectAfterMs` of silence (about 3 missed beats), `unreachable` after `unreachableAfterMs` (about 6).
  */
-export type LivenessStatus = 'alive' | 'suspect' | 'unreachable'
+export type LivenessStatus = LivenessState
 
 export interface LivenessThresholdsInit {
   /**

@@ -24,7 +24,7 @@ export {
   type RegisterInstanceRequest,
   RegisterInstanceRequestSchema,
 } from './instance.ts'
-export { type Node, NodeSchema, parseNode } from './node.ts'
+export { LIVENESS_STATES, type LivenessState, type Node, NodeSchema, parseNode } from './node.ts'
 
 /** The replicated entity kinds; also the first segment of replica keys. Append-only (wire value). */
 export const ENTITY_KINDS = ['definition', 'instance', 'node'] as const

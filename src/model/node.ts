@@ -23,6 +23,16 @@ export const NodeSchema = Type.Object({
 })
 export type Node = Static<typeof NodeSchema> & { [field: string]: unknown }
 
+/**
+ * What an agent believes about a node, shown by the API as `liveness` and used as a log field and a
+ * metric label (src/liveness decides it).
+ * - `alive`: heard from recently.
+ * - `suspect`: silent for a few beats: probably down, possibly a slow network or a long GC pause.
+ * - `unreachable`: silent for longer: treat as down.
+ */
+export const LIVENESS_STATES = ['alive', 'suspect', 'unreachable'] as const
+export type LivenessState = (typeof LIVENESS_STATES)[number]
+
 const checkNode = compileChecker(NodeSchema)
 
 /**
