@@ -293,9 +293,12 @@ export class Replica extends EventEmitter<ReplicaEvents> {
       const current = staged.has(key) ? staged.get(key) : this.#held.get(key)
       let encoded: string | undefined
       if (current) {
-        const order = compareChanges(change, current.change, (c) =>
-          c === change ? (encoded ??= encodeEntry(change)) : (current.encoded ?? encodeEntry(current.change)),
-        )
+        // Bytes are only needed on a tie; the ones computed for ours are kept for the store write.
+        const order = compareChanges(change, current.change, (c) => {
+          if (c !== change) return current.encoded ?? encodeEntry(current.change)
+          encoded ??= encodeEntry(change)
+          return encoded
+        })
         if (order < 0) return 'stale'
         if (order === 0) return 'duplicate'
       }
