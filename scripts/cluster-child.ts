@@ -11,7 +11,7 @@
 import { startAgent } from '../src/agent/agent.ts'
 import { loadConfig } from '../src/agent/config.ts'
 import type { Instance } from '../src/model/index.ts'
-import { CHANGES_TOPIC } from '../src/p2p/constants.ts'
+import { CHANGES_TOPIC } from '../src/model/wire.ts'
 import type { Change } from '../src/replica/change.ts'
 import { createLogger } from '../src/support/logger.ts'
 

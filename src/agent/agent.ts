@@ -3,13 +3,8 @@ import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, listen } from '../http/index.ts'
-import {
-  FailureDetector,
-  Heartbeat,
-  InstanceProber,
-  MAX_BEAT_BYTES,
-  resolveThresholds,
-} from '../liveness/index.ts'
+import { FailureDetector, Heartbeat, InstanceProber, resolveThresholds } from '../liveness/index.ts'
+import { MAX_BEAT_BYTES } from '../model/wire.ts'
 import { BeatChannel } from '../p2p/beat-channel.ts'
 import { Discovery } from '../p2p/discovery.ts'
 import { Gossip } from '../p2p/gossip.ts'

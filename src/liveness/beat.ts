@@ -1,12 +1,6 @@
 import { isIdentifier } from '../model/index.ts'
+import { MAX_BEAT_BYTES } from '../model/wire.ts'
 import { BeatError } from './errors.ts'
-
-/**
- * Largest beat accepted from a peer, bytes. A beat is about 70 bytes plus about 15 per relayed node
- * (`h`), so this holds the relays of a cluster of a thousand nodes or more; the sender stops adding
- * relays before it (`encodeBeat`). A larger frame resets the sender's stream.
- */
-export const MAX_BEAT_BYTES = 64 * 1024
 
 /** Hex characters of the replica digest a beat carries: enough to notice a difference, 8 bytes. */
 export const DIGEST_PREFIX_CHARS = 16

@@ -12,7 +12,6 @@ export {
   decodeBeat,
   digestPrefix,
   encodeBeat,
-  MAX_BEAT_BYTES,
 } from './beat.ts'
 export {
   BEAT_OUTCOMES,

@@ -71,9 +71,13 @@ export const InstanceSchema = Type.Object(
     details: Optional(Type.String()),
     lastHeartbeat: Optional(TimestampSchema),
   },
-  strict,
+  // Open: a replica keeps the fields a newer agent adds (a rolling upgrade must not make replicas drop
+  // or rewrite each other's records). Registration requests stay strict.
+  { additionalProperties: true },
 )
-export type Instance = Static<typeof InstanceSchema>
+export type Instance = Static<typeof InstanceSchema> & { [field: string]: unknown }
+
+const KNOWN_FIELDS = new Set(Object.keys(InstanceSchema.properties))
 
 const checkRequest = compileChecker(RegisterInstanceRequestSchema)
 const checkInstance = compileChecker(InstanceSchema)
@@ -138,8 +142,9 @@ export function parseInstance(value: unknown, field = 'instance'): Instance {
 }
 
 /**
- * The rules the schema cannot express, then a fresh object with a fixed key order and no absent
- * optional fields, so that equal instances serialise to equal bytes on every replica.
+ * The rules the schema cannot express, then a fresh object with a fixed key order (the known fields in
+ * schema order, then any others sorted) and no absent optional fields, so that equal instances
+ * serialise to equal bytes on every replica.
  */
 function finish(i: Instance, field: string): Instance {
   const u = parseAbsoluteUrl(i.url, `${field}.url`)
@@ -163,6 +168,12 @@ function finish(i: Instance, field: string): Instance {
   o.status = i.status
   if (i.details !== undefined) o.details = i.details
   if (i.lastHeartbeat !== undefined) o.lastHeartbeat = i.lastHeartbeat
+  // Fields of newer agents, after the known ones, sorted; `__proto__` stays a plain key.
+  const others = Object.keys(i)
+    .filter((k) => !KNOWN_FIELDS.has(k) && i[k] !== undefined)
+    .sort()
+  for (const k of others)
+    Object.defineProperty(o, k, { value: i[k], enumerable: true, writable: true, configurable: true })
   return o as Instance
 }
 

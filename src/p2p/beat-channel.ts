@@ -3,9 +3,9 @@ import type { Connection, IncomingStreamData, Libp2p, PeerId, Stream } from '@li
 import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
 import { type Pushable, pushable } from 'it-pushable'
+import { BEATS_PROTOCOL } from '../model/wire.ts'
 import { emitSafely } from '../support/emit-safely.ts'
 import type { Logger } from '../support/logger.ts'
-import { BEATS_PROTOCOL } from './constants.ts'
 
 export interface BeatChannelInit {
   /** Largest frame sent or accepted, bytes. A peer that sends a larger one has its stream reset. */

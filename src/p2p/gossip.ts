@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events'
 import type { Message, PeerId } from '@libp2p/interface'
 import { TopicValidatorResult } from '@libp2p/interface'
+import { CHANGES_TOPIC, MAX_GOSSIP_MESSAGE_BYTES } from '../model/wire.ts'
 import type { Change } from '../replica/change.ts'
 import type { ApplyOutcome, ChangeSource, Replica } from '../replica/replica.ts'
 import type { Logger } from '../support/logger.ts'
-import { CHANGES_TOPIC, MAX_GOSSIP_MESSAGE_BYTES } from './constants.ts'
 import {
   decodeChangesMessage,
   encodeChangesMessages,

@@ -8,7 +8,7 @@ import { mdns } from '@libp2p/mdns'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
-import { CHANGES_TOPIC, MAX_GOSSIP_MESSAGE_BYTES } from './constants.ts'
+import { CHANGES_TOPIC, MAX_GOSSIP_MESSAGE_BYTES } from '../model/wire.ts'
 
 export type RegistryLibp2p = Libp2p<{ identify: Identify; pubsub: PubSub<GossipsubEvents> }>
 

@@ -69,15 +69,14 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 
 /**
  * Validates a change that came from outside (a peer, a file): shape, identifiers, version and the
- * entity itself. Throws `ValidationError` naming the first problem; returns a change safe to merge.
+ * entity itself. Throws `ValidationError` naming the first problem; returns a change safe to merge,
+ * made of the fields it knows (unknown fields of the change and of its version are dropped; unknown
+ * fields of the entity are kept, see the model).
  */
 export function decodeChange(input: unknown, field = 'change'): Change {
   if (!isRecord(input)) throw new ValidationError(`${field} must be an object`, field)
-  for (const name of Object.keys(input)) {
-    if (name !== 'kind' && name !== 'id' && name !== 'version' && name !== 'value' && name !== 'basedOn') {
-      throw new ValidationError(`${field} has unknown field "${name}"`, `${field}.${name}`)
-    }
-  }
+  // Fields this release does not know are ignored, never a reason to drop the change: a newer agent
+  // may add one (a change of meaning would come with a new protocol id, src/model/wire.ts).
   const { kind, id, version, value } = input
   if (typeof kind !== 'string' || !(ENTITY_KINDS as readonly string[]).includes(kind)) {
     throw new ValidationError(`${field}.kind must be one of ${ENTITY_KINDS.join(', ')}`, `${field}.kind`)
@@ -124,9 +123,6 @@ function decodeVersion(version: unknown, field: string): Version {
   }
   if (typeof node !== 'string' || !isIdentifier(node)) {
     throw new ValidationError(`${field}.node must match the identifier rule`, `${field}.node`)
-  }
-  if (Object.keys(version).length !== 3) {
-    throw new ValidationError(`${field} must have exactly ts, c and node`, field)
   }
   return { ts: ts as number, c: c as number, node }
 }

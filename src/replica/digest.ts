@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto'
+import { LEAF_BITS } from '../model/wire.ts'
 
 /**
  * Digest of a replica as a fixed-shape tree over key-hash ranges.
@@ -14,7 +15,6 @@ import { hash } from 'node:crypto'
  * from the root and only descends into nodes that differ, so the traffic grows with the difference,
  * not with the replica.
  */
-export const LEAF_BITS = 12
 export const LEAF_COUNT = 1 << LEAF_BITS
 export const HASH_BYTES = 32
 const WORDS = HASH_BYTES / 4

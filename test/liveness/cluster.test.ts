@@ -7,10 +7,9 @@ import {
   encodeBeat,
   type LivenessChange,
   type LivenessStatus,
-  MAX_BEAT_BYTES,
   type RecordReason,
 } from '../../src/liveness/index.ts'
-import { BEATS_PROTOCOL } from '../../src/p2p/constants.ts'
+import { BEATS_PROTOCOL, MAX_BEAT_BYTES } from '../../src/model/wire.ts'
 import { createP2PNode, type RegistryLibp2p } from '../../src/p2p/libp2p-node.ts'
 import { compareVersions } from '../../src/replica/version.ts'
 import { waitFor } from '../support/wait.ts'

@@ -8,9 +8,9 @@ import {
   type FailureDetectorInit,
   InitError,
   type LivenessChange,
-  MAX_BEAT_BYTES,
   resolveThresholds,
 } from '../../src/liveness/index.ts'
+import { MAX_BEAT_BYTES } from '../../src/model/wire.ts'
 import type { Replica } from '../../src/replica/replica.ts'
 import {
   FakeBeatSource,

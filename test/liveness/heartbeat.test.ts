@@ -5,12 +5,12 @@ import {
   Heartbeat,
   type HeartbeatInit,
   InitError,
-  MAX_BEAT_BYTES,
   type NodeSelf,
   type RecordReason,
 } from '../../src/liveness/index.ts'
 import type { GpuInfo } from '../../src/liveness/nvidia-smi.ts'
 import type { Node } from '../../src/model/index.ts'
+import { MAX_BEAT_BYTES } from '../../src/model/wire.ts'
 import type { Replica } from '../../src/replica/replica.ts'
 import { compareVersions } from '../../src/replica/version.ts'
 import {

@@ -4,10 +4,9 @@ import {
   type FailureDetectorInit,
   Heartbeat,
   type HeartbeatInit,
-  MAX_BEAT_BYTES,
 } from '../../src/liveness/index.ts'
+import { CHANGES_TOPIC, MAX_BEAT_BYTES } from '../../src/model/wire.ts'
 import { BeatChannel } from '../../src/p2p/beat-channel.ts'
-import { CHANGES_TOPIC } from '../../src/p2p/constants.ts'
 import { Gossip } from '../../src/p2p/gossip.ts'
 import { createP2PNode, type RegistryLibp2p } from '../../src/p2p/libp2p-node.ts'
 import type { Replica } from '../../src/replica/replica.ts'

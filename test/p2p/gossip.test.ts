@@ -1,7 +1,7 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { instanceFromRegistration } from '../../src/model/index.ts'
-import { CHANGES_TOPIC } from '../../src/p2p/constants.ts'
+import { CHANGES_TOPIC } from '../../src/model/wire.ts'
 import { createP2PNode, type RegistryLibp2p } from '../../src/p2p/libp2p-node.ts'
 import { seedOf, startCluster, type TestAgent, type TestCluster, waitConverged } from '../support/cluster.ts'
 import { waitFor } from '../support/wait.ts'

@@ -6,9 +6,10 @@
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { MAX_ENTRIES_PER_FRAME } from '../../src/model/wire.ts'
 import { decodeChangesMessage, encodeChangesMessages } from '../../src/p2p/gossip-codec.ts'
 import { EntryReceiver, newerThanReceived, sendEntries } from '../../src/p2p/sync/entries.ts'
-import { decodeFrame, MAX_ENTRIES_PER_FRAME } from '../../src/p2p/sync/messages.ts'
+import { decodeFrame } from '../../src/p2p/sync/messages.ts'
 import { type Change, entityKey } from '../../src/replica/change.ts'
 import { MemoryStore } from '../../src/replica/memory-store.ts'
 import type { Replica } from '../../src/replica/replica.ts'

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Agent, startAgent } from '../../src/agent/agent.ts'
 import { type AgentConfig, loadConfig } from '../../src/agent/config.ts'
-import { CHANGES_TOPIC } from '../../src/p2p/constants.ts'
+import { CHANGES_TOPIC } from '../../src/model/wire.ts'
 import { createLogger } from '../../src/support/logger.ts'
 import { waitFor } from './wait.ts'
 

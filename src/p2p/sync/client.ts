@@ -1,7 +1,7 @@
+import { MAX_LEVELS_PER_ROUND } from '../../model/wire.ts'
 import { EntryReceiver, newerThanReceived, sendEntries } from './entries.ts'
 import { SyncSessionError } from './errors.ts'
 import type { FramedStream } from './framed-stream.ts'
-import { MAX_LEVELS_PER_ROUND } from './messages.ts'
 import { entriesIn, entryCount, rootDigest, type SessionContext, tooLarge } from './session.ts'
 import { ALL_LEAVES, differingChildren, leavesToRanges, shouldExchangeAll, walkLevels } from './tree.ts'
 

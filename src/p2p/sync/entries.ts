@@ -1,9 +1,9 @@
+import { MAX_ENTRIES_PER_FRAME } from '../../model/wire.ts'
 import { type Change, decodeChange, entityKey } from '../../replica/change.ts'
 import { compareChanges } from '../../replica/lww.ts'
 import type { Replica } from '../../replica/replica.ts'
 import type { Logger } from '../../support/logger.ts'
 import type { FramedStream } from './framed-stream.ts'
-import { MAX_ENTRIES_PER_FRAME } from './messages.ts'
 import type { SessionResult } from './session.ts'
 
 /** Changes merged per `replica.apply` call: big enough to amortise the store write, small enough to interleave. */

@@ -1,5 +1,6 @@
 import type { Uint8ArrayList } from 'uint8arraylist'
-import { LEAF_BITS, LEAF_COUNT } from '../../replica/digest.ts'
+import { LEAF_BITS, MAX_ENTRIES_PER_FRAME, MAX_LEVELS_PER_ROUND } from '../../model/wire.ts'
+import { LEAF_COUNT } from '../../replica/digest.ts'
 import { SyncSessionError } from './errors.ts'
 
 /**
@@ -91,15 +92,6 @@ export interface ErrorFrame {
   type: 'error'
   reason: string
 }
-
-/** Levels descended per `get-digests` round trip: 16 children per differing node, 12 leaf levels in 3 rounds. */
-export const MAX_LEVELS_PER_ROUND = 4
-
-/**
- * Most entries one `entries` frame may hold. Senders fill frames to about 256 KiB, a few thousand
- * entries at most; the cap keeps a frame of tiny junk items from costing seconds of validation.
- */
-export const MAX_ENTRIES_PER_FRAME = 10_000
 
 const MAX_REASON_LENGTH = 200
 const DIGEST_PATTERN = /^[A-Za-z0-9+/]{43}=$/

@@ -1,4 +1,5 @@
-import { type DigestTree, LEAF_BITS, LEAF_COUNT } from '../../replica/digest.ts'
+import { LEAF_BITS } from '../../model/wire.ts'
+import { type DigestTree, LEAF_COUNT } from '../../replica/digest.ts'
 import { encodeDigest } from './messages.ts'
 
 /** Every leaf, as one range: what is exchanged when the tree walk is skipped. */

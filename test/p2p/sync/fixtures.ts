@@ -5,7 +5,7 @@ import { pipe } from 'it-pipe'
 import { pushable } from 'it-pushable'
 import { type Logger, pino } from 'pino'
 import type { Uint8ArrayList } from 'uint8arraylist'
-import { SYNC_PROTOCOL } from '../../../src/p2p/constants.ts'
+import { SYNC_PROTOCOL } from '../../../src/model/wire.ts'
 import { createP2PNode, type RegistryLibp2p } from '../../../src/p2p/libp2p-node.ts'
 import {
   type AntiEntropy,

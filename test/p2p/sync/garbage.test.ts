@@ -1,7 +1,7 @@
 import type { IncomingStreamData } from '@libp2p/interface'
 import * as lp from 'it-length-prefixed'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { SYNC_PROTOCOL } from '../../../src/p2p/constants.ts'
+import { SYNC_PROTOCOL } from '../../../src/model/wire.ts'
 import type { RegistryLibp2p } from '../../../src/p2p/libp2p-node.ts'
 import type { SyncFailure, SyncReport } from '../../../src/p2p/sync/index.ts'
 import type { Change } from '../../../src/replica/change.ts'
@@ -43,9 +43,9 @@ function invalidEntries(): unknown[] {
     null,
     { ...good, kind: 'gizmo' },
     { ...good, id: 'bad id with spaces' },
-    { ...good, extra: true },
+    { ...good, extra: true, value: { ...good.value, port: 0 } },
     { ...good, version: { ts: -1, c: 0, node: 'node-x' } },
-    { ...good, version: { ts: NOW, c: 0, node: 'node-x', more: 1 } },
+    { ...good, version: { ts: NOW, c: 0, node: 'node x', more: 1 } },
     { ...good, value: { ...good.value, id: 'someone-else' } },
     { ...good, value: { id: good.id, slug: 'x' } },
     { kind: 'instance', id: good.id, version: good.version },

@@ -1,0 +1,160 @@
+/**
+ * Pins every wire format with an encoded example (src/model/wire.ts lists them). If one of these fails,
+ * the bytes agents exchange have changed shape: agents of the previous release will read them during a
+ * rolling upgrade. Either the old reader copes (a field it ignores or keeps), or the format needs a new
+ * protocol id or topic; then update the example and docs/protocols.md.
+ */
+import { describe, expect, it } from 'vitest'
+import { decodeBeat, encodeBeat } from '../../src/liveness/beat.ts'
+import {
+  BEATS_PROTOCOL,
+  CHANGES_TOPIC,
+  LEAF_BITS,
+  MAX_BEAT_BYTES,
+  MAX_ENTRIES_PER_FRAME,
+  MAX_GOSSIP_MESSAGE_BYTES,
+  MAX_LEVELS_PER_ROUND,
+  MAX_SYNC_FRAME_BYTES,
+  SYNC_PROTOCOL,
+} from '../../src/model/wire.ts'
+import { decodeChangesMessage, encodeChangesMessages } from '../../src/p2p/gossip-codec.ts'
+import { decodeFrame, encodeDigest, encodeFrame, type Frame } from '../../src/p2p/sync/messages.ts'
+import { type Change, decodeChange, decodeEntry, encodeEntry } from '../../src/replica/change.ts'
+
+const text = new TextDecoder()
+const bytes = (s: string) => new TextEncoder().encode(s)
+
+const TS = 1796558400000 // 2026-12-06T12:00:00Z
+const INSTANCE = {
+  id: 'inst_1',
+  url: 'http://127.0.0.1:8080',
+  scheme: 'http',
+  ip: '127.0.0.1',
+  port: 8080,
+  slug: 'user-svc',
+  nodeUrl: 'http://127.0.0.1:11337',
+  status: 'Healthy' as const,
+  lastHeartbeat: '2026-12-06T12:00:00.000Z',
+}
+const STATUS_WRITE: Change = {
+  kind: 'instance',
+  id: 'inst_1',
+  version: { ts: TS, c: 3, node: 'node-a' },
+  value: INSTANCE,
+  basedOn: { ts: TS - 1000, c: 0, node: 'node-b' },
+}
+const TOMBSTONE: Change = {
+  kind: 'definition',
+  id: 'def-1',
+  version: { ts: TS + 1, c: 0, node: 'node-b' },
+  value: null,
+}
+
+const CHANGE_JSON =
+  '{"kind":"instance","id":"inst_1","version":{"ts":1796558400000,"c":3,"node":"node-a"},' +
+  '"value":{"id":"inst_1","url":"http://127.0.0.1:8080","scheme":"http","ip":"127.0.0.1","port":8080,' +
+  '"slug":"user-svc","nodeUrl":"http://127.0.0.1:11337","status":"Healthy","lastHeartbeat":"2026-12-06T12:00:00.000Z"},' +
+  '"basedOn":{"ts":1796558399000,"c":0,"node":"node-b"}}'
+const TOMBSTONE_JSON =
+  '{"kind":"definition","id":"def-1","version":{"ts":1796558400001,"c":0,"node":"node-b"},"value":null}'
+const DIGEST = encodeDigest(Buffer.alloc(32, 0xab))
+
+describe('wire identifiers and limits', () => {
+  it('are the ones agents of this release speak', () => {
+    expect({
+      CHANGES_TOPIC,
+      BEATS_PROTOCOL,
+      SYNC_PROTOCOL,
+      LEAF_BITS,
+      MAX_BEAT_BYTES,
+      MAX_ENTRIES_PER_FRAME,
+      MAX_GOSSIP_MESSAGE_BYTES,
+      MAX_LEVELS_PER_ROUND,
+      MAX_SYNC_FRAME_BYTES,
+    }).toEqual({
+      CHANGES_TOPIC: '/p2p-registry/changes/2',
+      BEATS_PROTOCOL: '/p2p-registry/beats/2.0.0',
+      SYNC_PROTOCOL: '/p2p-registry/sync/1.0.0',
+      LEAF_BITS: 12,
+      MAX_BEAT_BYTES: 65536,
+      MAX_ENTRIES_PER_FRAME: 10000,
+      MAX_GOSSIP_MESSAGE_BYTES: 1114112,
+      MAX_LEVELS_PER_ROUND: 4,
+      MAX_SYNC_FRAME_BYTES: 4194304,
+    })
+  })
+})
+
+describe(`gossip message on ${CHANGES_TOPIC}`, () => {
+  const pinned = `{"changes":[${CHANGE_JSON},${TOMBSTONE_JSON}]}`
+
+  it('encodes a batch as pinned, and reads the pinned bytes back', () => {
+    const [message, ...more] = encodeChangesMessages([STATUS_WRITE, TOMBSTONE], MAX_GOSSIP_MESSAGE_BYTES)
+    expect(more).toEqual([])
+    expect(text.decode(message)).toBe(pinned)
+    const limits = { maxMessageBytes: MAX_GOSSIP_MESSAGE_BYTES, maxDriftMs: 5000, nowMs: TS }
+    expect(decodeChangesMessage(bytes(pinned), limits)).toEqual([STATUS_WRITE, TOMBSTONE])
+  })
+})
+
+describe(`anti-entropy frames of ${SYNC_PROTOCOL}`, () => {
+  const frames: Array<[Frame, string]> = [
+    [{ type: 'hello', digest: DIGEST, entries: 2 }, `{"type":"hello","digest":"${DIGEST}","entries":2}`],
+    [
+      { type: 'get-digests', parentLevel: 0, parents: [0], level: 1 },
+      '{"type":"get-digests","parentLevel":0,"parents":[0],"level":1}',
+    ],
+    [
+      { type: 'digests', level: 1, digests: [DIGEST] },
+      `{"type":"digests","level":1,"digests":["${DIGEST}"]}`,
+    ],
+    [{ type: 'get-entries', ranges: [[0, 4096]] }, '{"type":"get-entries","ranges":[[0,4096]]}'],
+    [
+      { type: 'entries', entries: [JSON.parse(CHANGE_JSON)], last: true },
+      `{"type":"entries","entries":[${CHANGE_JSON}],"last":true}`,
+    ],
+    [{ type: 'done', digest: DIGEST }, `{"type":"done","digest":"${DIGEST}"}`],
+    [{ type: 'error', reason: 'busy' }, '{"type":"error","reason":"busy"}'],
+  ]
+
+  it.each(frames)('%o is encoded as pinned and read back', (frame, pinned) => {
+    expect(text.decode(encodeFrame(frame))).toBe(pinned)
+    expect(decodeFrame(bytes(pinned))).toEqual(frame)
+  })
+
+  it('an entry decodes to the change it was made from', () => {
+    expect(decodeChange(JSON.parse(CHANGE_JSON))).toEqual(STATUS_WRITE)
+  })
+})
+
+describe(`beat on ${BEATS_PROTOCOL}`, () => {
+  const beat = {
+    n: 'node-a',
+    t: TS,
+    s: 7,
+    d: '0123456789abcdef',
+    h: { 'node-b': TS - 500, 'node-c': TS - 2000 },
+  }
+  const pinned =
+    '{"n":"node-a","t":1796558400000,"s":7,"d":"0123456789abcdef","h":{"node-b":500,"node-c":2000}}'
+
+  it('is encoded as pinned (relays as ms before the beat) and read back', () => {
+    expect(text.decode(encodeBeat(beat))).toBe(pinned)
+    expect(decodeBeat(bytes(pinned))).toEqual(beat)
+  })
+})
+
+describe('stored entry (LevelDB value; its bytes are what replica digests hash)', () => {
+  it.each([
+    [
+      STATUS_WRITE,
+      '{"b":[1796558399000,0,"node-b"],"d":{"id":"inst_1","ip":"127.0.0.1","lastHeartbeat":"2026-12-06T12:00:00.000Z",' +
+        '"nodeUrl":"http://127.0.0.1:11337","port":8080,"scheme":"http","slug":"user-svc","status":"Healthy",' +
+        '"url":"http://127.0.0.1:8080"},"v":[1796558400000,3,"node-a"]}',
+    ],
+    [TOMBSTONE, '{"d":null,"v":[1796558400001,0,"node-b"]}'],
+  ])('%o is stored as pinned and read back', (change, pinned) => {
+    expect(encodeEntry(change)).toBe(pinned)
+    expect(decodeEntry(`${change.kind}/${change.id}`, pinned)).toEqual(change)
+  })
+})
