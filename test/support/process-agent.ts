@@ -23,10 +23,10 @@ export interface AgentProcess {
 
 /**
  * Starts `p2p-registry agent` as a real process (loopback, ephemeral ports, no mDNS unless overridden)
- * and collects its JSON log lines.
+ * and collects its JSON log lines. `bin` is this build's bundle unless another release's is given.
  */
-export function startAgentProcess(env: Record<string, string>): AgentProcess {
-  const child = spawn(process.execPath, [BIN, 'agent'], {
+export function startAgentProcess(env: Record<string, string>, bin = BIN): AgentProcess {
+  const child = spawn(process.execPath, [bin, 'agent'], {
     env: {
       ...process.env,
       OB_MDNS: 'false',
@@ -79,8 +79,8 @@ export function startAgentProcess(env: Record<string, string>): AgentProcess {
 }
 
 /** Starts an agent process and waits until it is up; returns it with its HTTP URL and peer multiaddr. */
-export async function startAgentUp(env: Record<string, string>) {
-  const agent = startAgentProcess(env)
+export async function startAgentUp(env: Record<string, string>, bin = BIN) {
+  const agent = startAgentProcess(env, bin)
   const started = await agent.waitFor('agent started')
   const p2p = await agent.waitFor('p2p node started')
   return { ...agent, url: started.http as string, multiaddr: (p2p.listen as string[])[0]! }

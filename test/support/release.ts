@@ -1,0 +1,43 @@
+import { execFile } from 'node:child_process'
+import { access, mkdir, rm, symlink } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+
+const run = promisify(execFile)
+const ROOT = join(import.meta.dirname, '../..')
+
+/**
+ * The last release: the commit that landed at the end of round 1 (the agents deployed before round 2).
+ * Mixed-version tests run its bundle next to this build's. Move it forward when a release lands.
+ */
+export const LAST_RELEASE = 'b1fbe5ae5a2208fee962f6825bd872b1cd8a67d0'
+
+/**
+ * Builds the agent bundle of `commit` from this repository's history, with this checkout's
+ * node_modules, and returns the path of its bin. Built once per machine (kept in the temp dir).
+ */
+export async function buildRelease(commit: string): Promise<string> {
+  const dir = join(tmpdir(), `p2p-registry-release-${commit}`)
+  const bin = join(dir, 'dist/p2p-registry.mjs')
+  if (await exists(bin)) return bin
+  await rm(dir, { recursive: true, force: true })
+  await mkdir(dir, { recursive: true })
+  try {
+    await run('bash', ['-c', `git -C "$0" archive "$1" | tar -x -C "$2"`, ROOT, commit, dir])
+  } catch (err) {
+    throw new Error(
+      `cannot read commit ${commit} from the repository's history (a shallow clone?): ${(err as Error).message}`,
+    )
+  }
+  await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
+  await run(process.execPath, ['scripts/bundle.ts'], { cwd: dir })
+  return bin
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  )
+}
