@@ -1,6 +1,10 @@
 import { homedir, hostname } from 'node:os'
 import { join } from 'node:path'
+import { DEFAULT_BODY_LIMIT_BYTES } from '../http/index.ts'
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PROBE_INTERVAL_MS } from '../liveness/index.ts'
 import { isIdentifier } from '../model/index.ts'
+import { DEFAULT_MAX_DRIFT_MS } from '../replica/hlc.ts'
+import { DEFAULT_TOMBSTONE_GRACE_MS } from '../replica/replica.ts'
 
 /**
  * Every agent option, documented once. Each has an environment variable and a flag of
@@ -24,15 +28,15 @@ export interface AgentConfig {
   clusterKey: string | undefined
   /** Bearer token every mutating HTTP request must carry. @default none */
   apiToken: string | undefined
-  /** Interval between node heartbeats, ms. Detection takes a few of these. @default 2000 */
+  /** Interval between node heartbeats, ms. Detection takes a few of these. @default DEFAULT_HEARTBEAT_INTERVAL_MS */
   heartbeatIntervalMs: number
   /** Find peers on the LAN with mDNS. @default true */
   mdns: boolean
-  /** Largest clock lead accepted from a peer, ms. @default 5000 */
+  /** Largest clock lead accepted from a peer, ms. @default DEFAULT_MAX_DRIFT_MS */
   maxDriftMs: number
-  /** How long tombstones are kept, ms; also the longest absence after which a node keeps its replica. @default 7 days */
+  /** How long tombstones are kept, ms; also the longest absence after which a node keeps its replica. @default DEFAULT_TOMBSTONE_GRACE_MS */
   tombstoneGraceMs: number
-  /** Largest HTTP request body, bytes. @default 1 MiB */
+  /** Largest HTTP request body, bytes. @default DEFAULT_BODY_LIMIT_BYTES */
   bodyLimitBytes: number
   /** Log level (fatal, error, warn, info, debug, trace, silent). @default info */
   logLevel: string
@@ -40,7 +44,7 @@ export interface AgentConfig {
   availabilityZone: string | undefined
   /** Region written into this node's record. @default none */
   region: string | undefined
-  /** How often this agent TCP-probes each instance it owns (nodeUrl = its URL), ms. @default 5000 */
+  /** How often this agent TCP-probes each instance it owns (nodeUrl = its URL), ms. @default DEFAULT_PROBE_INTERVAL_MS */
   probeIntervalMs: number
 }
 
@@ -101,6 +105,7 @@ export function parseHostPort(raw: string, name: string): { host: string; port: 
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000
+const MIB = 1024 * 1024
 
 export const OPTIONS = [
   option({
@@ -185,10 +190,10 @@ export const OPTIONS = [
     key: 'heartbeatIntervalMs',
     env: 'OB_HEARTBEAT_MS',
     flag: '--heartbeat-ms',
-    default: '2000',
+    default: String(DEFAULT_HEARTBEAT_INTERVAL_MS),
     description:
       'Milliseconds between node heartbeats; a node is flagged unreachable after several missed beats.',
-    parse: integer(100, 3_600_000, 2000),
+    parse: integer(100, 3_600_000, DEFAULT_HEARTBEAT_INTERVAL_MS),
   }),
   option({
     key: 'mdns',
@@ -202,26 +207,26 @@ export const OPTIONS = [
     key: 'maxDriftMs',
     env: 'OB_MAX_DRIFT_MS',
     flag: '--max-drift-ms',
-    default: '5000',
+    default: String(DEFAULT_MAX_DRIFT_MS),
     description: 'Largest clock lead accepted from a peer; changes further ahead are rejected and counted.',
-    parse: integer(0, 3_600_000, 5000),
+    parse: integer(0, 3_600_000, DEFAULT_MAX_DRIFT_MS),
   }),
   option({
     key: 'tombstoneGraceMs',
     env: 'OB_TOMBSTONE_GRACE_MS',
     flag: '--tombstone-grace-ms',
-    default: '604800000 (7 days)',
+    default: `${DEFAULT_TOMBSTONE_GRACE_MS} (${DEFAULT_TOMBSTONE_GRACE_MS / DAY_MS} days)`,
     description:
       'How long deletes are remembered; a node away longer drops its replica and pulls a fresh one.',
-    parse: integer(1000, 365 * DAY_MS, 7 * DAY_MS),
+    parse: integer(1000, 365 * DAY_MS, DEFAULT_TOMBSTONE_GRACE_MS),
   }),
   option({
     key: 'bodyLimitBytes',
     env: 'OB_BODY_LIMIT_BYTES',
     flag: '--body-limit-bytes',
-    default: '1048576 (1 MiB)',
+    default: `${DEFAULT_BODY_LIMIT_BYTES} (${DEFAULT_BODY_LIMIT_BYTES / MIB} MiB)`,
     description: 'Largest HTTP request body.',
-    parse: integer(1024, 64 * 1024 * 1024, 1024 * 1024),
+    parse: integer(1024, 64 * MIB, DEFAULT_BODY_LIMIT_BYTES),
   }),
   option({
     key: 'logLevel',
@@ -259,9 +264,9 @@ export const OPTIONS = [
     key: 'probeIntervalMs',
     env: 'OB_PROBE_INTERVAL_MS',
     flag: '--probe-interval-ms',
-    default: '5000',
+    default: String(DEFAULT_PROBE_INTERVAL_MS),
     description: 'How often the agent TCP-probes each instance registered on it (its nodeUrl).',
-    parse: integer(100, 3_600_000, 5000),
+    parse: integer(100, 3_600_000, DEFAULT_PROBE_INTERVAL_MS),
   }),
 ] as const
 

@@ -25,23 +25,29 @@
 import type { FastifyError, FastifyRequest } from 'fastify'
 import { validationMessage } from './validation-messages.ts'
 
-export type HttpErrorCode =
-  | 'invalid-json'
-  | 'validation'
-  | 'bad-request'
-  | 'unauthorized'
-  | 'not-found'
-  | 'route-not-found'
-  | 'method-not-allowed'
-  | 'body-too-large'
-  | 'unsupported-media-type'
-  | 'shutting-down'
-  | 'internal'
+/** Every error code the API answers, with its HTTP status. The README's error table is checked against it. */
+export const HTTP_ERROR_STATUS = {
+  'invalid-json': 400,
+  validation: 400,
+  'bad-request': 400,
+  unauthorized: 401,
+  'not-found': 404,
+  'route-not-found': 404,
+  'method-not-allowed': 405,
+  'body-too-large': 413,
+  'unsupported-media-type': 415,
+  'shutting-down': 503,
+  internal: 500,
+} as const
+
+export type HttpErrorCode = keyof typeof HTTP_ERROR_STATUS
 
 /** Base of the catalogue: an error the API answers with `statusCode` and `{"error": message}`. */
 export abstract class HttpError extends Error {
   abstract readonly code: HttpErrorCode
-  abstract readonly statusCode: number
+  get statusCode(): number {
+    return HTTP_ERROR_STATUS[this.code]
+  }
   /** Extra response headers (`Allow`, `WWW-Authenticate`). */
   readonly headers: Readonly<Record<string, string>> = {}
 }
@@ -49,7 +55,6 @@ export abstract class HttpError extends Error {
 export class InvalidJsonError extends HttpError {
   override readonly name = 'InvalidJsonError'
   readonly code = 'invalid-json'
-  readonly statusCode = 400
   constructor(detail: string) {
     super(`request body is not valid JSON: ${detail}`)
   }
@@ -58,7 +63,6 @@ export class InvalidJsonError extends HttpError {
 export class RequestValidationError extends HttpError {
   override readonly name = 'RequestValidationError'
   readonly code = 'validation'
-  readonly statusCode = 400
   /** Dotted path of the offending value, or the parameter name. */
   readonly field: string
   constructor(message: string, field: string) {
@@ -70,20 +74,17 @@ export class RequestValidationError extends HttpError {
 export class BadRequestError extends HttpError {
   override readonly name = 'BadRequestError'
   readonly code = 'bad-request'
-  readonly statusCode = 400
 }
 
 export class UnauthorizedError extends HttpError {
   override readonly name = 'UnauthorizedError'
   readonly code = 'unauthorized'
-  readonly statusCode = 401
   override readonly headers = { 'www-authenticate': 'Bearer' }
 }
 
 export class NotFoundError extends HttpError {
   override readonly name = 'NotFoundError'
   readonly code = 'not-found'
-  readonly statusCode = 404
   constructor(kind: string, id: string) {
     super(`${kind} ${JSON.stringify(id)} not found`)
   }
@@ -92,7 +93,6 @@ export class NotFoundError extends HttpError {
 export class RouteNotFoundError extends HttpError {
   override readonly name = 'RouteNotFoundError'
   readonly code = 'route-not-found'
-  readonly statusCode = 404
   constructor(method: string, path: string) {
     super(`no route ${method} ${shorten(path)}`)
   }
@@ -101,7 +101,6 @@ export class RouteNotFoundError extends HttpError {
 export class MethodNotAllowedError extends HttpError {
   override readonly name = 'MethodNotAllowedError'
   readonly code = 'method-not-allowed'
-  readonly statusCode = 405
   override readonly headers: Record<string, string>
   constructor(method: string, path: string, allowed: readonly string[]) {
     super(`${method} is not allowed on ${shorten(path)} (allowed: ${allowed.join(', ')})`)
@@ -112,7 +111,6 @@ export class MethodNotAllowedError extends HttpError {
 export class BodyTooLargeError extends HttpError {
   override readonly name = 'BodyTooLargeError'
   readonly code = 'body-too-large'
-  readonly statusCode = 413
   constructor(limitBytes: number) {
     super(`request body is larger than the limit of ${limitBytes} bytes (OB_BODY_LIMIT_BYTES)`)
   }
@@ -121,7 +119,6 @@ export class BodyTooLargeError extends HttpError {
 export class UnsupportedMediaTypeError extends HttpError {
   override readonly name = 'UnsupportedMediaTypeError'
   readonly code = 'unsupported-media-type'
-  readonly statusCode = 415
   constructor(contentType: string | undefined) {
     super(
       contentType === undefined
@@ -134,7 +131,6 @@ export class UnsupportedMediaTypeError extends HttpError {
 export class ShuttingDownError extends HttpError {
   override readonly name = 'ShuttingDownError'
   readonly code = 'shutting-down'
-  readonly statusCode = 503
   override readonly headers = { connection: 'close' }
   constructor() {
     super('the agent is shutting down; retry on another agent or after it restarts')
@@ -144,7 +140,6 @@ export class ShuttingDownError extends HttpError {
 export class InternalError extends HttpError {
   override readonly name = 'InternalError'
   readonly code = 'internal'
-  readonly statusCode = 500
   constructor() {
     super('internal error; the agent log has the details')
   }

@@ -3,6 +3,7 @@ import type { Message, PeerId } from '@libp2p/interface'
 import { TopicValidatorResult } from '@libp2p/interface'
 import { CHANGES_TOPIC, MAX_GOSSIP_MESSAGE_BYTES } from '../model/wire.ts'
 import type { Change } from '../replica/change.ts'
+import { DEFAULT_MAX_DRIFT_MS } from '../replica/hlc.ts'
 import type { ApplyOutcome, ChangeSource, Replica } from '../replica/replica.ts'
 import type { Logger } from '../support/logger.ts'
 import {
@@ -16,7 +17,7 @@ import type { RegistryLibp2p } from './libp2p-node.ts'
 export interface GossipInit {
   /** Largest message published or accepted, bytes. @default MAX_GOSSIP_MESSAGE_BYTES */
   maxMessageBytes?: number
-  /** Largest clock lead accepted from a peer, ms (the replica's clock uses the same bound). @default 5000 */
+  /** Largest clock lead accepted from a peer, ms (the replica's clock uses the same bound). @default DEFAULT_MAX_DRIFT_MS */
   maxDriftMs?: number
 }
 
@@ -71,7 +72,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     super()
     this.#components = components
     this.#maxMessageBytes = init.maxMessageBytes ?? MAX_GOSSIP_MESSAGE_BYTES
-    this.#maxDriftMs = init.maxDriftMs ?? 5000
+    this.#maxDriftMs = init.maxDriftMs ?? DEFAULT_MAX_DRIFT_MS
   }
 
   start(): void {

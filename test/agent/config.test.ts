@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig, OPTIONS } from '../../src/agent/config.ts'
+import { readmeTable } from '../support/readme.ts'
 
 describe('agent configuration', () => {
   it('has the defaults of DESIGN.md §4', () => {
@@ -42,10 +42,8 @@ describe('agent configuration', () => {
     expect(() => loadConfig({ heartbeatIntervalMs: '5' }, {})).toThrow('--heartbeat-ms must be an integer')
   })
 
-  it('is documented in the README: one row per option, same variable, flag and default', async () => {
-    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
-    for (const option of OPTIONS) {
-      expect(readme).toContain(`| \`${option.env}\` | \`${option.flag}\` | ${option.default} |`)
-    }
+  it("is the README's configuration table, row for row: variable, flag and default", async () => {
+    const rows = (await readmeTable('## Configuration')).map(([env, flag, fallback]) => [env, flag, fallback])
+    expect(rows).toEqual(OPTIONS.map((o) => [`\`${o.env}\``, `\`${o.flag}\``, o.default]))
   })
 })

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { describe, expect, it } from 'vitest'
-import { toHttpError } from '../../src/http/errors.ts'
+import { HTTP_ERROR_STATUS, toHttpError } from '../../src/http/errors.ts'
 import {
   BadRequestError,
   BodyTooLargeError,
@@ -15,9 +15,15 @@ import {
   UnsupportedMediaTypeError,
 } from '../../src/http/index.ts'
 import { ValidationError } from '../../src/model/index.ts'
+import { readmeTable } from '../support/readme.ts'
 import { startServer } from './fixtures.ts'
 
 describe('error catalogue', () => {
+  it("is the README's error table, row for row: code and status", async () => {
+    const rows = (await readmeTable('**Errors.**')).map(([code, status]) => [code, Number(status)])
+    expect(rows).toEqual(Object.entries(HTTP_ERROR_STATUS))
+  })
+
   it('gives every error a stable name, code and status', () => {
     const table = [
       new InvalidJsonError('x'),
