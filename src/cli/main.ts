@@ -60,7 +60,18 @@ export async function main(argv: string[]): Promise<number> {
 /** How long a graceful stop may take before the process exits anyway. */
 const STOP_TIMEOUT_MS = 8000
 
+/** The agent's dependencies (libp2p) use Node 22 APIs; the CLI's other commands run on older Nodes too. */
+const AGENT_MIN_NODE_MAJOR = 22
+
 async function runAgent(flags: Partial<Record<keyof AgentConfig, string>>): Promise<number> {
+  const major = Number(process.versions.node.split('.')[0])
+  if (major < AGENT_MIN_NODE_MAJOR) {
+    process.stderr.write(
+      `p2p-registry agent: needs Node.js ${AGENT_MIN_NODE_MAJOR} or newer, this is ${process.version}; ` +
+        "`npm start` and `npx p2p-registry agent` run the project's own Node (npm install fetches it)\n",
+    )
+    return 2
+  }
   let config: AgentConfig
   try {
     config = loadConfig(flags, process.env)

@@ -4,12 +4,17 @@ import { ValidationError } from './errors.ts'
 
 /**
  * Reads definitions from a file's text (`p2p-registry definitions save FILE`). The format follows the
- * extension: YAML (`.yaml`/`.yml`, several definitions separated by `---`) or JSON (`.json`). Each
+ * extension, unless `format` says: YAML (`.yaml`/`.yml`, several definitions separated by `---`) or
+ * JSON (`.json`); standard input is read as YAML, which JSON is a subset of. Each
  * document may be a definition, an array of definitions, or the API's `{"definition": {...}}` body.
  * One definition is reported as `definition.…`, several as `definitions[i].…`.
  */
-export function parseDefinitionsDocument(text: string, fileName: string): Definition[] {
-  const extension = /\.([^./\\]+)$/.exec(fileName)?.[1]?.toLowerCase()
+export function parseDefinitionsDocument(
+  text: string,
+  fileName: string,
+  format: 'yaml' | 'json' | 'by-extension' = 'by-extension',
+): Definition[] {
+  const extension = format === 'by-extension' ? /\.([^./\\]+)$/.exec(fileName)?.[1]?.toLowerCase() : format
   let documents: unknown[]
   if (extension === 'yaml' || extension === 'yml') documents = readYaml(text, fileName)
   else if (extension === 'json') documents = [readJson(text, fileName)]

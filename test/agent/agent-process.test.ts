@@ -1,6 +1,12 @@
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { describe, expect, it } from 'vitest'
 import { withTempDir } from '../replica/fixtures.ts'
 import { startAgentProcess as startAgent } from '../support/process-agent.ts'
+import { waitFor } from '../support/wait.ts'
+
+const ROOT = join(import.meta.dirname, '../..')
 
 describe('p2p-registry agent (process)', () => {
   it('opens its replica, keeps a generated node id across restarts, and stops cleanly on SIGTERM', async () => {
@@ -32,4 +38,40 @@ describe('p2p-registry agent (process)', () => {
       expect(agent.lines).toEqual([])
     })
   })
+
+  it('stops when `npm start` gets SIGTERM: the signal reaches the agent, not only npm', async () => {
+    await withTempDir(async (dir) => {
+      const npm = spawn('npm', ['start', '--silent'], {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          OB_DATA_DIR: dir,
+          OB_MDNS: 'false',
+          OB_P2P_LISTEN: '/ip4/127.0.0.1/tcp/0',
+          OB_HTTP_ADDR: '127.0.0.1:0',
+        },
+        stdio: ['ignore', 'pipe', 'ignore'],
+      })
+      const started = new Promise<number>((resolve) => {
+        createInterface({ input: npm.stdout! }).on('line', (line) => {
+          if (line.includes('"agent started"')) resolve((JSON.parse(line) as { pid: number }).pid)
+        })
+      })
+      const pid = await started
+      const alive = () => {
+        try {
+          process.kill(pid, 0)
+          return true
+        } catch {
+          return false
+        }
+      }
+      npm.kill('SIGTERM')
+      try {
+        await waitFor('the agent to exit after npm got SIGTERM', () => !alive(), { timeoutMs: 10_000 })
+      } finally {
+        if (alive()) process.kill(pid, 'SIGKILL')
+      }
+    })
+  }, 30_000)
 })

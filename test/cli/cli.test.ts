@@ -13,12 +13,18 @@ interface Run {
   stderr: string
 }
 
-/** Runs the real `p2p-registry` binary. */
-function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+/** Runs the real `p2p-registry` binary, with `stdin` as its standard input (empty by default). */
+function cli(args: string[], env: Record<string, string> = {}, stdin = ''): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
-    })
+    const child = execFile(
+      process.execPath,
+      [BIN, ...args],
+      { env: { ...process.env, ...env } },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
+      },
+    )
+    child.stdin!.end(stdin)
   })
 }
 
@@ -138,6 +144,24 @@ describe('p2p-registry CLI against a running agent', () => {
     expect(
       JSON.parse((await run('definitions', 'list', '--json')).stdout).map((d: { id: string }) => d.id),
     ).toEqual(['test-a', 'test-b'])
+  })
+
+  it('saves definitions from standard input (-), YAML or JSON', async () => {
+    const save = (text: string) => cli(['--url', agent.url, 'definitions', 'save', '-'], {}, text)
+    expect(await save('id: from-stdin\nimage:\n  name: nginx\n  port: 80\n')).toMatchObject({
+      code: 0,
+      stdout: 'saved definition from-stdin\n',
+    })
+    expect(
+      await save(JSON.stringify({ id: 'json-stdin', image: { name: 'nginx', port: 81 } })),
+    ).toMatchObject({
+      code: 0,
+      stdout: 'saved definition json-stdin\n',
+    })
+    const bad = await save('id: broken\nimage:\n  port: 80\n')
+    expect(bad.code).not.toBe(0)
+    expect(bad.stderr).toMatch(/^p2p-registry: standard input: definition\.image/)
+    for (const id of ['from-stdin', 'json-stdin']) await run('definitions', 'delete', id)
   })
 
   it('prints one clear line and exits non-zero on errors, saving nothing', async () => {

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises'
+import { text as readAll } from 'node:stream/consumers'
 import { Command } from 'commander'
 import { type Definition, parseDefinitionsDocument } from '../../model/index.ts'
 import { CliError } from '../client.ts'
@@ -37,12 +38,14 @@ export function definitionsCommand(): Command {
     })
   definitions
     .command('save')
-    .description('Save the definitions of a YAML (--- separated) or JSON file.')
-    .argument('<file>', 'FILE.yaml, FILE.yml or FILE.json')
-    .action(async (file: string, _options: unknown, command: Command) => {
+    .description('Save the definitions of a YAML (--- separated) or JSON file, or of standard input (-).')
+    .argument('<file>', 'FILE.yaml, FILE.yml, FILE.json, or - for standard input (YAML or JSON)')
+    .action(async (path: string, _options: unknown, command: Command) => {
+      const stdin = path === '-'
+      const file = stdin ? 'standard input' : path
       let text: string
       try {
-        text = await readFile(file, 'utf8')
+        text = stdin ? await readAll(process.stdin) : await readFile(file, 'utf8')
       } catch (err) {
         throw new CliError(
           `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
@@ -51,7 +54,7 @@ export function definitionsCommand(): Command {
       // Checked here first so a bad file is reported with its own field names and nothing is saved.
       let parsed: Definition[]
       try {
-        parsed = parseDefinitionsDocument(text, file)
+        parsed = parseDefinitionsDocument(text, file, stdin ? 'yaml' : 'by-extension')
       } catch (err) {
         const message = (err as Error).message
         throw new CliError(message.startsWith(file) ? message : `${file}: ${message}`)

@@ -114,18 +114,20 @@ export function accountSession(
       'anti-entropy: dropped invalid entries from the peer',
     )
   }
+  // `log` carries the peer and role already; the rest of the report goes into the line.
+  const { peer: _peer, role: _role, ...fields } = report
   const { reason } = report
   if (reason === undefined) {
-    if (report.outcome === 'repaired') log.info(report, 'anti-entropy: repaired')
-    else log.debug(report, 'anti-entropy: in sync')
+    if (report.outcome === 'repaired') log.info(fields, 'anti-entropy: repaired')
+    else log.debug(fields, 'anti-entropy: in sync')
     return
   }
   stats.failures[reason]++
   if (isFrameRejection(reason)) stats.rejectedFrames++
-  if (reason === 'internal-error') log.error({ ...report, err: error }, 'anti-entropy: session failed')
+  if (reason === 'internal-error') log.error({ ...fields, err: error }, 'anti-entropy: session failed')
   else if (QUIET_FAILURES.has(reason))
-    log.debug({ ...report, err: errorMessage(error) }, 'anti-entropy: session ended early')
-  else log.warn({ ...report, err: errorMessage(error) }, 'anti-entropy: session failed')
+    log.debug({ ...fields, err: errorMessage(error) }, 'anti-entropy: session ended early')
+  else log.warn({ ...fields, err: errorMessage(error) }, 'anti-entropy: session failed')
 }
 
 function errorMessage(error: unknown): string {

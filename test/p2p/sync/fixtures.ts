@@ -20,10 +20,19 @@ import { definition, instance, NOW, openReplica } from '../../replica/fixtures.t
 export type LogLine = Record<string, unknown> & { msg: string; level: number }
 
 /** A pino logger that keeps its lines in memory, for assertions on what was logged. */
-export function memoryLogger(level = 'debug'): { log: Logger; lines: LogLine[] } {
+export function memoryLogger(level = 'debug'): { log: Logger; lines: LogLine[]; raw: string[] } {
   const lines: LogLine[] = []
-  const log = pino({ level }, { write: (line: string) => lines.push(JSON.parse(line) as LogLine) })
-  return { log, lines }
+  const raw: string[] = []
+  const log = pino(
+    { level },
+    {
+      write: (line: string) => {
+        raw.push(line)
+        lines.push(JSON.parse(line) as LogLine)
+      },
+    },
+  )
+  return { log, lines, raw }
 }
 
 export async function startNode(): Promise<RegistryLibp2p> {
@@ -35,6 +44,8 @@ export interface TestPeer {
   replica: Replica
   sync: AntiEntropy
   lines: LogLine[]
+  /** The same lines as written (JSON text), e.g. to see a field written twice. */
+  raw: string[]
   /** Every report emitted, in order. */
   reports: SyncReport[]
 }
@@ -49,7 +60,7 @@ export async function startPeer(
 ): Promise<TestPeer> {
   const node = await startNode()
   const replica = options.replica ?? (await openReplica(nodeId))
-  const { log, lines } = memoryLogger()
+  const { log, lines, raw } = memoryLogger()
   const sync = antiEntropy({ intervalMs: 0, syncOnConnect: false, ...options.init })({
     libp2p: node,
     replica,
@@ -58,7 +69,7 @@ export async function startPeer(
   const reports: SyncReport[] = []
   sync.on('peer:synced', (report) => reports.push(report))
   if (options.start ?? true) await sync.start()
-  return { node, replica, sync, lines, reports }
+  return { node, replica, sync, lines, raw, reports }
 }
 
 export async function stopPeers(...peers: Array<TestPeer | undefined>): Promise<void> {

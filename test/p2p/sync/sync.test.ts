@@ -100,6 +100,13 @@ describe('anti-entropy session', () => {
       )
       expect(a.replica.digest()).toBe(expected)
       expect(b.replica.digest()).toBe(expected)
+      // Each session line names the peer and the role once (the child logger carries them).
+      const repaired = [...a.raw, ...b.raw].filter((line) => line.includes('anti-entropy: repaired'))
+      expect(repaired.length).toBeGreaterThan(0)
+      for (const line of repaired) {
+        expect(line.match(/"peer":/g)).toHaveLength(1)
+        expect(line.match(/"role":/g)).toHaveLength(1)
+      }
       await stopPeers(a, b)
       peers = []
     }
