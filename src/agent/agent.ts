@@ -1,22 +1,22 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { peerIdFromString } from '@libp2p/peer-id'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, listen } from '../http/index.ts'
-import { FailureDetector, Heartbeat, InstanceProber, resolveThresholds } from '../liveness/index.ts'
-import { MAX_BEAT_BYTES } from '../model/wire.ts'
-import { BeatChannel } from '../p2p/beat-channel.ts'
-import { Discovery } from '../p2p/discovery.ts'
-import { Gossip } from '../p2p/gossip.ts'
+import type { FailureDetector, Heartbeat, InstanceProber } from '../liveness/index.ts'
+import type { BeatChannel } from '../p2p/beat-channel.ts'
+import type { Discovery } from '../p2p/discovery.ts'
+import type { Gossip } from '../p2p/gossip.ts'
 import { createP2PNode, type RegistryLibp2p } from '../p2p/libp2p-node.ts'
 import { loadOrCreatePeerKey } from '../p2p/peer-key.ts'
-import { type AntiEntropy, antiEntropy } from '../p2p/sync/index.ts'
+import type { AntiEntropy } from '../p2p/sync/index.ts'
 import { HybridClock } from '../replica/hlc.ts'
 import { LevelStore } from '../replica/level-store.ts'
 import { Replica } from '../replica/replica.ts'
 import type { Logger } from '../support/logger.ts'
+import { startInOrder, stopInReverse } from '../support/startable.ts'
 import { type AgentConfig, defaultSelfUrl } from './config.ts'
 import { resolveNodeId } from './node-id.ts'
+import { buildUnits } from './units.ts'
 
 /** How often tombstones past the grace period are purged. */
 const PURGE_INTERVAL_MS = 60 * 60 * 1000
@@ -32,6 +32,7 @@ export interface Agent {
   readonly heartbeat: Heartbeat
   readonly detector: FailureDetector
   readonly prober: InstanceProber
+  readonly beats: BeatChannel
   readonly http: FastifyInstance
   /** Where the HTTP API listens (the bound port when configured with port 0). */
   readonly httpUrl: string
@@ -72,65 +73,22 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     mdns: config.mdns,
     ...(config.clusterKey === undefined ? {} : { clusterKey: config.clusterKey }),
   })
-  const gossip = new Gossip({ maxDriftMs: config.maxDriftMs }, { libp2p, replica, log })
-  const discovery = new Discovery({ seeds: config.peers }, { libp2p, replica, log })
-  const sync = antiEntropy()({ libp2p, replica, log: log.child({ unit: 'anti-entropy' }) })
-  const beats = new BeatChannel(
+  const units = buildUnits(
     {
-      maxFrameBytes: MAX_BEAT_BYTES,
-      // As long as it takes to call a node unreachable, and no less than libp2p's own ping interval.
-      silentConnectionMs: Math.max(
-        resolveThresholds({ heartbeatIntervalMs: config.heartbeatIntervalMs }).unreachableAfterMs,
-        10_000,
-      ),
+      nodeId,
+      selfUrl,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      probeIntervalMs: config.probeIntervalMs,
+      maxDriftMs: config.maxDriftMs,
+      peers: config.peers,
+      dataDir: config.dataDir,
+      ...(config.availabilityZone === undefined ? {} : { availabilityZone: config.availabilityZone }),
+      ...(config.region === undefined ? {} : { region: config.region }),
     },
-    { libp2p, log: log.child({ unit: 'beats' }) },
+    { libp2p, replica, log },
   )
-  const detector = new FailureDetector(
-    { heartbeatIntervalMs: config.heartbeatIntervalMs },
-    { beats, replica, log: log.child({ unit: 'failure-detector' }), nodeId },
-  )
-  const heartbeat = new Heartbeat(
-    { heartbeatIntervalMs: config.heartbeatIntervalMs, dataDir: config.dataDir },
-    {
-      libp2p,
-      beats,
-      relay: () => detector.relays(),
-      replica,
-      log: log.child({ unit: 'heartbeat' }),
-      self: () => ({
-        id: nodeId,
-        url: selfUrl,
-        ...(config.availabilityZone === undefined ? {} : { availabilityZone: config.availabilityZone }),
-        ...(config.region === undefined ? {} : { region: config.region }),
-      }),
-    },
-  )
-  // Only this agent probes the instances whose nodeUrl is its URL: N agents never probe one instance N times.
-  const prober = new InstanceProber(
-    { intervalMs: config.probeIntervalMs },
-    { replica, log: log.child({ unit: 'instance-probe' }), selfUrl },
-  )
-  // A peer whose beats carry another digest than ours holds changes we lack (or lacks ours): sync now
-  // rather than at the next periodic round. Only once writes have settled: while changes are still
-  // flowing, digests differ for a moment everywhere, gossip is delivering them, and a sync per beat
-  // would only compete with it for CPU.
-  let lastChangeAt = 0
-  replica.on('change', () => {
-    lastChangeAt = Date.now()
-  })
-  detector.on('digest:mismatch', ({ peerId }) => {
-    if (Date.now() - lastChangeAt < config.heartbeatIntervalMs) return
-    void sync.syncWith(peerIdFromString(peerId))
-  })
-  gossip.start()
-  // Anti-entropy before discovery: the first connections are synced as soon as they open.
-  await sync.start()
-  await beats.start()
-  detector.start()
-  await heartbeat.start()
-  prober.start()
-  discovery.start()
+  const { gossip, sync, beats, detector, heartbeat, prober, discovery } = units
+  await startInOrder(units.inOrder)
 
   const http = await buildApp(
     {
@@ -182,19 +140,14 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     heartbeat,
     detector,
     prober,
+    beats,
     http,
     httpUrl,
     stop() {
       stopping ??= (async () => {
         clearInterval(purge)
         await http.close()
-        await prober.stop()
-        await heartbeat.stop()
-        detector.stop()
-        await beats.stop()
-        discovery.stop()
-        await sync.stop()
-        gossip.stop()
+        await stopInReverse(units.inOrder)
         await libp2p.stop()
         await replica.close()
         log.info({ nodeId }, 'agent stopped')

@@ -6,6 +6,7 @@ import { emitSafely } from '../support/emit-safely.ts'
 import { InitError } from '../support/init-error.ts'
 import { jittered } from '../support/jitter.ts'
 import type { Logger } from '../support/logger.ts'
+import type { Startable } from '../support/startable.ts'
 import { type Beat, decodeBeat, digestPrefix } from './beat.ts'
 import {
   BEAT_OUTCOMES,
@@ -92,7 +93,7 @@ function recordPeerId(node: Node | undefined): string | undefined {
  * sent, so clock skew between nodes does not matter. A record's `lastHeartbeat` (the sender's clock)
  * is only a starting point, capped at our clock, for a node we have not heard a beat from.
  */
-export class FailureDetector extends EventEmitter<FailureDetectorEvents> {
+export class FailureDetector extends EventEmitter<FailureDetectorEvents> implements Startable {
   readonly thresholds: LivenessThresholds
   readonly digestMismatchBeats: number
   readonly #components: FailureDetectorComponents

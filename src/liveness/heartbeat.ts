@@ -8,6 +8,7 @@ import { emitSafely } from '../support/emit-safely.ts'
 import { positiveMs } from '../support/init-error.ts'
 import { jittered } from '../support/jitter.ts'
 import type { Logger } from '../support/logger.ts'
+import type { Startable } from '../support/startable.ts'
 import { type Beat, digestPrefix, encodeBeat } from './beat.ts'
 import { buildNodeRecord, identityFingerprint, type NodeIdentity, type NodeSelf } from './node-record.ts'
 import { ResourceSampler, type ResourceSource } from './usage.ts'
@@ -86,7 +87,7 @@ export interface HeartbeatEvents {
  *
  * The record check runs on the beat timer (one at a time; a beat is never delayed by it).
  */
-export class Heartbeat extends EventEmitter<HeartbeatEvents> {
+export class Heartbeat extends EventEmitter<HeartbeatEvents> implements Startable {
   readonly heartbeatIntervalMs: number
   readonly recordRefreshMs: number
   readonly #components: HeartbeatComponents

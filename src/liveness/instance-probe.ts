@@ -8,6 +8,7 @@ import { emitSafely } from '../support/emit-safely.ts'
 import { InitError, positiveMs } from '../support/init-error.ts'
 import { jittered } from '../support/jitter.ts'
 import type { Logger } from '../support/logger.ts'
+import type { Startable } from '../support/startable.ts'
 import { type ProbeTarget, probeTargetOf, type TcpProbe, targetKey, tcpProbe } from './tcp-probe.ts'
 
 export const DEFAULT_PROBE_INTERVAL_MS = 5000
@@ -166,7 +167,7 @@ export function normaliseNodeUrl(url: string): string {
  * would be overwritten by our newer version; the prober watches for exactly that and deletes the
  * instance again at once (a racing write of the instance is likewise put back on top of ours).
  */
-export class InstanceProber extends EventEmitter<InstanceProberEvents> {
+export class InstanceProber extends EventEmitter<InstanceProberEvents> implements Startable {
   readonly intervalMs: number
   readonly timeoutMs: number
   readonly degradedAfterMs: number

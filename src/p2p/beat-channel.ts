@@ -6,6 +6,7 @@ import { type Pushable, pushable } from 'it-pushable'
 import { BEATS_PROTOCOL } from '../model/wire.ts'
 import { emitSafely } from '../support/emit-safely.ts'
 import type { Logger } from '../support/logger.ts'
+import type { Startable } from '../support/startable.ts'
 
 export interface BeatChannelInit {
   /** Largest frame sent or accepted, bytes. A peer that sends a larger one has its stream reset. */
@@ -53,7 +54,7 @@ interface Link {
  * once and only from a sender whose identity the connection already proves. Nodes that are not
  * connected hear of each other through the ages relayed inside beats (see `beat.ts`).
  */
-export class BeatChannel extends EventEmitter<BeatChannelEvents> {
+export class BeatChannel extends EventEmitter<BeatChannelEvents> implements Startable {
   /** Streams reset because the peer stopped reading (more than `maxQueuedBytes` waiting). */
   stalledResets = 0
   readonly #libp2p: BeatChannelComponents['libp2p']
@@ -65,6 +66,10 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> {
   /** When each peer last sent us a frame, local ms. */
   readonly #heardAt = new Map<string, number>()
   #started = false
+
+  get isStarted(): boolean {
+    return this.#started
+  }
 
   constructor(init: BeatChannelInit, components: BeatChannelComponents) {
     super()

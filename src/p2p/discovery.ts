@@ -4,6 +4,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Replica } from '../replica/replica.ts'
 import { jittered } from '../support/jitter.ts'
 import type { Logger } from '../support/logger.ts'
+import type { Startable } from '../support/startable.ts'
 import type { RegistryLibp2p } from './libp2p-node.ts'
 import { resolveSeed } from './seeds.ts'
 
@@ -47,7 +48,7 @@ const DIAL_JITTER = 0.2
  * Keeps the agent connected: dials every seed until it answers (and again whenever it drops), dials
  * peers found by mDNS, and tops connections up to `targetPeers` from the multiaddrs in node records.
  */
-export class Discovery {
+export class Discovery implements Startable {
   readonly #components: DiscoveryComponents
   readonly #seeds: SeedState[]
   readonly #targetPeers: number
@@ -59,6 +60,10 @@ export class Discovery {
   #check: NodeJS.Timeout | undefined
   #abort = new AbortController()
   #started = false
+
+  get isStarted(): boolean {
+    return this.#started
+  }
 
   constructor(init: DiscoveryInit, components: DiscoveryComponents) {
     this.#components = components

@@ -6,6 +6,7 @@ import type { Change } from '../replica/change.ts'
 import { DEFAULT_MAX_DRIFT_MS } from '../replica/hlc.ts'
 import type { ApplyOutcome, ChangeSource, Replica } from '../replica/replica.ts'
 import type { Logger } from '../support/logger.ts'
+import type { Startable } from '../support/startable.ts'
 import {
   decodeChangesMessage,
   encodeChangesMessages,
@@ -48,7 +49,7 @@ export interface GossipEvents {
  * size, JSON, schema, clock drift — before gossipsub forwards it or the replica merges it. A rejected
  * message is neither forwarded nor merged, and counts against its sender in gossipsub's peer score.
  */
-export class Gossip extends EventEmitter<GossipEvents> {
+export class Gossip extends EventEmitter<GossipEvents> implements Startable {
   readonly stats: GossipStats = {
     messagesPublished: 0,
     changesPublished: 0,
@@ -67,6 +68,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
   #received: Change[] = []
   #merge: NodeJS.Immediate | undefined
   #started = false
+
+  get isStarted(): boolean {
+    return this.#started
+  }
 
   constructor(init: GossipInit, components: GossipComponents) {
     super()

@@ -1,35 +1,38 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { type AgentUnits, buildUnits } from '../../src/agent/units.ts'
 import {
-  FailureDetector,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_PROBE_INTERVAL_MS,
   type FailureDetectorInit,
-  Heartbeat,
   type HeartbeatInit,
 } from '../../src/liveness/index.ts'
-import { CHANGES_TOPIC, MAX_BEAT_BYTES } from '../../src/model/wire.ts'
-import { BeatChannel } from '../../src/p2p/beat-channel.ts'
-import { Gossip } from '../../src/p2p/gossip.ts'
+import { CHANGES_TOPIC } from '../../src/model/wire.ts'
 import { createP2PNode, type RegistryLibp2p } from '../../src/p2p/libp2p-node.ts'
+import { DEFAULT_MAX_DRIFT_MS } from '../../src/replica/hlc.ts'
 import type { Replica } from '../../src/replica/replica.ts'
 import type { Logger } from '../../src/support/logger.ts'
+import { startInOrder, stopInReverse } from '../../src/support/startable.ts'
 import { waitFor } from '../support/wait.ts'
 import { memoryReplica, testLogger } from './fixtures.ts'
 
-/** One agent's worth of parts: libp2p, a replica, change gossip, beat channel, heartbeat and failure detector. */
-export interface LivenessNode {
+/** One agent's units, wired as the agent wires them (`buildUnits`), on a memory replica. */
+export interface LivenessNode extends AgentUnits {
   id: string
   libp2p: RegistryLibp2p
   replica: Replica
-  gossip: Gossip
-  beats: BeatChannel
-  heartbeat: Heartbeat
-  detector: FailureDetector
   log: Logger
   stop(): Promise<void>
 }
 
+/**
+ * Starts one node's units; the heartbeat only when `startHeartbeat` is set (tests that watch the
+ * first beats start it themselves). Instances are probed by the node whose URL is
+ * `http://<id>.test:11337`; discovery has no seeds (`connectAll` dials).
+ */
 export async function startLivenessNode(
   id: string,
   init: HeartbeatInit & FailureDetectorInit,
+  { startHeartbeat = false }: { startHeartbeat?: boolean } = {},
 ): Promise<LivenessNode> {
   const log = testLogger().child({ node: id })
   const libp2p = await createP2PNode({
@@ -37,36 +40,29 @@ export async function startLivenessNode(
     listen: ['/ip4/127.0.0.1/tcp/0'],
   })
   const replica = await memoryReplica(id)
-  const gossip = new Gossip({}, { libp2p, replica, log })
-  const beats = new BeatChannel({ maxFrameBytes: MAX_BEAT_BYTES }, { libp2p, log })
-  const detector = new FailureDetector(init, { beats, replica, log, nodeId: id })
-  const heartbeat = new Heartbeat(init, {
-    libp2p,
-    beats,
-    relay: () => detector.relays(),
-    replica,
-    log,
-    self: () => ({ id, url: `http://${id}.test:11337` }),
-  })
-  gossip.start()
-  await beats.start()
-  detector.start()
+  const units = buildUnits(
+    {
+      nodeId: id,
+      selfUrl: `http://${id}.test:11337`,
+      heartbeatIntervalMs: init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+      probeIntervalMs: DEFAULT_PROBE_INTERVAL_MS,
+      maxDriftMs: DEFAULT_MAX_DRIFT_MS,
+      peers: [],
+      tuning: { heartbeat: init, detector: init },
+    },
+    { libp2p, replica, log },
+  )
+  await startInOrder(units.inOrder.filter((unit) => startHeartbeat || unit !== units.heartbeat))
   let stopping: Promise<void> | undefined
   return {
+    ...units,
     id,
     libp2p,
     replica,
-    gossip,
-    beats,
-    heartbeat,
-    detector,
     log,
     stop() {
       stopping ??= (async () => {
-        await heartbeat.stop()
-        detector.stop()
-        await beats.stop()
-        gossip.stop()
+        await stopInReverse(units.inOrder)
         await libp2p.stop()
         await replica.close()
       })()

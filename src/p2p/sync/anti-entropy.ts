@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events'
-import type { Connection, IncomingStreamData, Libp2p, PeerId, Startable, Stream } from '@libp2p/interface'
+import type { Connection, IncomingStreamData, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { MAX_SYNC_FRAME_BYTES, SYNC_PROTOCOL } from '../../model/wire.ts'
 import { integerAtLeast } from '../../support/init-error.ts'
 import { jittered } from '../../support/jitter.ts'
 import type { Logger } from '../../support/logger.ts'
+import type { Startable } from '../../support/startable.ts'
 import { runClientSession } from './client.ts'
 import { failureOf, SyncSessionError } from './errors.ts'
 import { FramedStream } from './framed-stream.ts'
@@ -79,11 +80,6 @@ const MAX_INBOUND_STREAMS = 2
 /** How long a `busy` refusal may take to deliver before the stream is reset, ms. */
 const REFUSAL_TIMEOUT_MS = 5_000
 
-/** `antiEntropy(init)(components)`: the unit that keeps this replica converged with its peers. */
-export function antiEntropy(init: AntiEntropyInit = {}): (components: AntiEntropyComponents) => AntiEntropy {
-  return (components) => new AntiEntropy(components, init)
-}
-
 interface Session {
   readonly role: SyncRole
   readonly controller: AbortController
@@ -123,7 +119,7 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
   #generation = 0
   readonly #staleGuard: StaleNodeGuard
 
-  constructor(components: AntiEntropyComponents, init: AntiEntropyInit = {}) {
+  constructor(init: AntiEntropyInit, components: AntiEntropyComponents) {
     super()
     this.#libp2p = components.libp2p
     this.#replica = components.replica
@@ -157,7 +153,7 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
     return this.#transition
   }
 
-  isStarted(): boolean {
+  get isStarted(): boolean {
     return this.#started
   }
 

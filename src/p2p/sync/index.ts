@@ -1,6 +1,6 @@
 /**
  * Anti-entropy (DESIGN.md §3): digest-tree comparison with peers over `SYNC_PROTOCOL`, exchanging only
- * the entries of differing leaves. `antiEntropy(init)(components)` builds the unit; `messages.ts`
+ * the entries of differing leaves. `new AntiEntropy(init, components)` builds the unit; `messages.ts`
  * describes the wire protocol; `stale.ts` the stale-node rule of DESIGN.md §2.
  */
 export {
@@ -8,7 +8,6 @@ export {
   type AntiEntropyComponents,
   type AntiEntropyEvents,
   type AntiEntropyInit,
-  antiEntropy,
   DEFAULT_SYNC_INTERVAL_MS,
   DEFAULT_SYNC_TIMEOUT_MS,
   type SyncLibp2p,

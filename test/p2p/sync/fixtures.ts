@@ -7,12 +7,7 @@ import { type Logger, pino } from 'pino'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { SYNC_PROTOCOL } from '../../../src/model/wire.ts'
 import { createP2PNode, type RegistryLibp2p } from '../../../src/p2p/libp2p-node.ts'
-import {
-  type AntiEntropy,
-  type AntiEntropyInit,
-  antiEntropy,
-  type SyncReport,
-} from '../../../src/p2p/sync/index.ts'
+import { AntiEntropy, type AntiEntropyInit, type SyncReport } from '../../../src/p2p/sync/index.ts'
 import type { Change } from '../../../src/replica/change.ts'
 import type { Replica } from '../../../src/replica/replica.ts'
 import { definition, instance, NOW, openReplica } from '../../replica/fixtures.ts'
@@ -61,11 +56,14 @@ export async function startPeer(
   const node = await startNode()
   const replica = options.replica ?? (await openReplica(nodeId))
   const { log, lines, raw } = memoryLogger()
-  const sync = antiEntropy({ intervalMs: 0, syncOnConnect: false, ...options.init })({
-    libp2p: node,
-    replica,
-    log,
-  })
+  const sync = new AntiEntropy(
+    { intervalMs: 0, syncOnConnect: false, ...options.init },
+    {
+      libp2p: node,
+      replica,
+      log,
+    },
+  )
   const reports: SyncReport[] = []
   sync.on('peer:synced', (report) => reports.push(report))
   if (options.start ?? true) await sync.start()

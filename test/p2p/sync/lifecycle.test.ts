@@ -2,7 +2,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { antiEntropy, type SyncLibp2p, type SyncReport } from '../../../src/p2p/sync/index.ts'
+import { AntiEntropy, type SyncLibp2p, type SyncReport } from '../../../src/p2p/sync/index.ts'
 import { InitError } from '../../../src/support/init-error.ts'
 import { openReplica } from '../../replica/fixtures.ts'
 import { memoryLogger } from './fixtures.ts'
@@ -41,11 +41,14 @@ describe('anti-entropy lifecycle', () => {
   it('starts once, syncs on a jittered period, times sessions out, and leaves no timer behind', async () => {
     const { libp2p, fake, other, dials } = await fakeLibp2p()
     const replica = await openReplica('node-a')
-    const sync = antiEntropy({ intervalMs: 1_000, timeoutMs: 500 })({
-      libp2p: fake,
-      replica,
-      log: memoryLogger().log,
-    })
+    const sync = new AntiEntropy(
+      { intervalMs: 1_000, timeoutMs: 500 },
+      {
+        libp2p: fake,
+        replica,
+        log: memoryLogger().log,
+      },
+    )
     const reports: SyncReport[] = []
     sync.on('peer:synced', (r) => reports.push(r))
 
@@ -83,15 +86,18 @@ describe('anti-entropy lifecycle', () => {
 
   it('can be restarted after stop', async () => {
     const { libp2p, fake } = await fakeLibp2p()
-    const sync = antiEntropy({ intervalMs: 1_000 })({
-      libp2p: fake,
-      replica: await openReplica('node-a'),
-      log: memoryLogger().log,
-    })
+    const sync = new AntiEntropy(
+      { intervalMs: 1_000 },
+      {
+        libp2p: fake,
+        replica: await openReplica('node-a'),
+        log: memoryLogger().log,
+      },
+    )
     await sync.start()
     await sync.stop()
     await sync.start()
-    expect(sync.isStarted()).toBe(true)
+    expect(sync.isStarted).toBe(true)
     expect(libp2p.handle).toHaveBeenCalledTimes(2)
     expect(vi.getTimerCount()).toBe(1)
     await sync.stop()
@@ -100,11 +106,14 @@ describe('anti-entropy lifecycle', () => {
 
   it('reports a sync asked of a stopped unit as failed', async () => {
     const { fake, other } = await fakeLibp2p()
-    const sync = antiEntropy()({
-      libp2p: fake,
-      replica: await openReplica('node-a'),
-      log: memoryLogger().log,
-    })
+    const sync = new AntiEntropy(
+      {},
+      {
+        libp2p: fake,
+        replica: await openReplica('node-a'),
+        log: memoryLogger().log,
+      },
+    )
     expect(await sync.syncWith(other)).toMatchObject({ outcome: 'failed', reason: 'stopped' })
   })
 
@@ -116,7 +125,7 @@ describe('anti-entropy lifecycle', () => {
   ])('rejects %o naming the option', async (init, option) => {
     const { fake } = await fakeLibp2p()
     const build = () =>
-      antiEntropy(init)({ libp2p: fake, replica: undefined as never, log: memoryLogger().log })
+      new AntiEntropy(init, { libp2p: fake, replica: undefined as never, log: memoryLogger().log })
     expect(build).toThrow(InitError)
     expect(build).toThrow(option)
   })

@@ -249,13 +249,16 @@ describe('anti-entropy session', () => {
 })
 
 async function startPeerSync(p: TestPeer, replica: import('../../../src/replica/replica.ts').Replica) {
-  const { antiEntropy } = await import('../../../src/p2p/sync/index.ts')
+  const { AntiEntropy } = await import('../../../src/p2p/sync/index.ts')
   const { memoryLogger } = await import('./fixtures.ts')
-  const sync = antiEntropy({ intervalMs: 0, syncOnConnect: false })({
-    libp2p: p.node,
-    replica,
-    log: memoryLogger().log,
-  })
+  const sync = new AntiEntropy(
+    { intervalMs: 0, syncOnConnect: false },
+    {
+      libp2p: p.node,
+      replica,
+      log: memoryLogger().log,
+    },
+  )
   await sync.start()
   return sync
 }
