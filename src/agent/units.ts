@@ -24,7 +24,7 @@ export interface UnitSettings {
   heartbeatIntervalMs: number
   probeIntervalMs: number
   maxDriftMs: number
-  /** Seed peers (DESIGN §3). */
+  /** Seed peers: multiaddrs or host:port. */
   peers: readonly string[]
   /** Where the heartbeat keeps its state across restarts; none keeps nothing. */
   dataDir?: string

@@ -59,7 +59,7 @@ export interface HttpAppComponents {
 }
 
 /**
- * Builds the HTTP API (DESIGN.md §4) on the local replica, ready to `listen` (see index.ts); tests
+ * Builds the HTTP API (README, HTTP API) on the local replica, ready to `listen` (see index.ts); tests
  * use it unbound through `inject`. Closing the app stops its listeners on the replica and liveness.
  */
 export async function buildApp(init: HttpAppInit, components: HttpAppComponents): Promise<FastifyInstance> {

@@ -78,7 +78,7 @@ export const NodeUrlParamsSchema = Type.Object(
 
 // ---- bodies
 
-/** The two short-form examples of DESIGN.md §1. */
+/** The two short-form examples of 1Backend's docs (README, HTTP API). */
 const DEFINITION_EXAMPLES = [
   { definition: { id: 'test-a', image: { name: 'hashicorp/http-echo', port: 8080 }, hostPort: 8887 } },
   {

@@ -6,7 +6,7 @@
 /** Why a beat could not be read. Doubles as a log field and a metric label. */
 export type BeatErrorReason = 'oversized' | 'malformed'
 
-/** A message on the beats topic is not a beat we can read. */
+/** A frame on the beat protocol is not a beat we can read. */
 export class BeatError extends Error {
   override readonly name = 'BeatError'
   readonly reason: BeatErrorReason

@@ -66,7 +66,7 @@ export interface HeartbeatComponents {
  * - `changed`: url, zone, region, peer id, multiaddrs or the GPU list changed.
  * - `refresh`: `recordRefreshMs` passed since the last write.
  * - `reassert`: our record was deleted (admin delete) or written by someone else (a second agent with
- *   our node id?); only this node writes its record (DESIGN.md §2), so it writes it again.
+ *   our node id?); only this node writes its record (docs/replication.md, Node records), so it writes it again.
  */
 export type RecordReason = 'start' | 'changed' | 'refresh' | 'reassert'
 

@@ -117,7 +117,7 @@ export interface InstanceProberStats {
   /** Writes that failed (logged). */
   writeErrors: number
   /** Status writes dropped because the instance was deleted or re-registered meanwhile. */
-  undone: number
+  dropped: number
 }
 
 /** One owned instance being probed. Replaced (not reused) when the instance is untracked and back. */
@@ -162,10 +162,10 @@ export function normaliseNodeUrl(url: string): string {
  *
  * The set of owned instances follows the replica: an initial scan, then its `change` events (new,
  * deleted, re-homed instances). Before writing, the instance is read again: deleted → nothing is
- * written; moved to another node or to another address → nothing is written. A delete that merges
- * in the short window between that re-read and our write (the replica runs writes one at a time)
- * would be overwritten by our newer version; the prober watches for exactly that and deletes the
- * instance again at once (a racing write of the instance is likewise put back on top of ours).
+ * written; moved to another node or to another address → nothing is written. The result is a status
+ * write (`Replica.putStatus`): based on the registration the replica holds, and ordered right after
+ * it, so a delete or re-registration that merges meanwhile, here or on any other agent, wins over it
+ * everywhere. Such a write is counted as dropped; there is nothing to put back.
  */
 export class InstanceProber extends EventEmitter<InstanceProberEvents> implements Startable {
   readonly intervalMs: number
@@ -179,7 +179,7 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
     settled: { changed: 0, refresh: 0, unchanged: 0, gone: 0, disowned: 0, moved: 0 },
     writes: 0,
     writeErrors: 0,
-    undone: 0,
+    dropped: 0,
   }
   readonly #components: InstanceProberComponents
   readonly #log: Logger
@@ -423,8 +423,8 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
     }
     if (written === undefined || pending.intervening !== undefined) {
       // Deleted or re-registered meanwhile. A status write is ordered right after the registration it
-      // describes (replica/lww.ts), so that other write wins everywhere; nothing to undo.
-      this.stats.undone++
+      // describes (replica/lww.ts), so that other write wins everywhere.
+      this.stats.dropped++
       this.#log.debug(
         { instanceId: record.id },
         'instance changed while its status was being written; status dropped',

@@ -45,7 +45,7 @@ export function identityFingerprint(identity: NodeIdentity): string {
 }
 
 /**
- * The node record as this node writes it (DESIGN.md §1): the schema's fields, plus `peerId` and
+ * The node record as this node writes it (docs/replication.md, Node records): the schema's fields, plus `peerId` and
  * `multiaddrs` (ours; clients ignore them, discovery and the failure detector use them).
  * Validated and put in canonical key order by `parseNode`; throws `ValidationError` for a bad id or URL.
  */

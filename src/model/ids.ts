@@ -1,7 +1,7 @@
 import { invalid } from './errors.ts'
 
 /**
- * Entity ids, slugs and node ids: 1–128 letters, digits, `.`, `_`, `~`, `:` or `-` (DESIGN.md §1).
+ * Entity ids, slugs and node ids: 1–128 letters, digits, `.`, `_`, `~`, `:` or `-` (the same rule for every identifier in the API and on the wire).
  * The set is URL-path safe, so ids can go into `/registry-svc/instance/{id}` unescaped, and excludes
  * `/` and control characters, so ids can also be used as LevelDB key segments.
  * A plain string so it can be a TypeBox/JSON-Schema `pattern` as well as a RegExp.

@@ -36,7 +36,7 @@ function sha256Prefix(data: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(data).digest().subarray(0, 12))
 }
 
-/** The libp2p 2 stack of DESIGN.md §3: TCP, Noise, Yamux, identify and gossipsub (plus pnet, mDNS). */
+/** The libp2p 2 stack (docs/protocols.md): TCP, Noise, Yamux, identify and gossipsub (plus pnet, mDNS). */
 export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> {
   return createLibp2p({
     privateKey: init.privateKey,
@@ -80,7 +80,7 @@ export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> 
         // Short message ids (12 bytes of a hash of the content) keep IHAVE/IWANT gossip small.
         msgIdFn: (message) => sha256Prefix(message.data),
         // Unsigned messages. A signature proves who published a message, which means nothing here: any
-        // agent may write any entity (DESIGN.md §2), every hop is a Noise connection to a known peer (and,
+        // agent may write any entity (docs/replication.md), every hop is a Noise connection to a known peer (and,
         // with OB_CLUSTER_KEY, a cluster member), and each change carries its writer in its version.
         // Signing and verifying cost about 100 µs and 150 µs of CPU per message and receiver, and
         // 150 bytes per copy on the wire.

@@ -3,7 +3,7 @@ import { ConfigError, loadConfig, OPTIONS } from '../../src/agent/config.ts'
 import { readmeTable } from '../support/readme.ts'
 
 describe('agent configuration', () => {
-  it('has the defaults of DESIGN.md §4', () => {
+  it('has the documented defaults', () => {
     const config = loadConfig({}, {})
     expect(config.httpAddr).toEqual({ host: '127.0.0.1', port: 11337 })
     expect(config.p2pListen).toEqual(['/ip4/0.0.0.0/tcp/11338'])

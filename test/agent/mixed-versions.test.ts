@@ -1,6 +1,6 @@
 /**
- * A rolling upgrade: agents of the last release and of this build run side by side (DESIGN "mixed
- * versions converge"). Two agents of each, one cluster; writes, status writes and deletes made through
+ * A rolling upgrade: agents of the last release and of this build run side by side (docs/replication.md,
+ * Mixed versions). Two agents of each, one cluster; writes, status writes and deletes made through
  * either kind reach all four, and their replicas end byte-identical (equal digests).
  */
 import { mkdtemp, rm } from 'node:fs/promises'

@@ -30,7 +30,7 @@ describe('/openapi.json', () => {
   })
   afterAll(() => s.close())
 
-  it('is a valid OpenAPI 3.1 document describing every route of DESIGN.md §4', () => {
+  it('is a valid OpenAPI 3.1 document describing every route of the API', () => {
     expect(document.openapi).toBe('3.1.0')
     expect(operations.map(({ method, path }) => `${method.toUpperCase()} ${path}`).sort()).toEqual(
       [
@@ -129,7 +129,7 @@ describe('/openapi.json', () => {
     }
   })
 
-  it('documents the short-form definition examples of DESIGN.md §1 and the optional node-list body', () => {
+  it('documents the short-form definition examples of the 1Backend docs and the optional node-list body', () => {
     const put = operations.find((o) => o.method === 'put' && o.path === '/registry-svc/definition')!
     expect(exampleBodies(put.op).map((b) => (b as { definition: { id: string } }).definition.id)).toEqual([
       'test-a',

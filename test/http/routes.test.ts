@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Instance, instanceIdForUrl } from '../../src/model/index.ts'
 import { NODE_ID, putNode, SELF_URL, startServer, type TestServer } from './fixtures.ts'
 
-/** The two short-form examples of DESIGN.md §1, as JSON bodies. */
+/** The two short-form examples of 1Backend's docs, as JSON bodies. */
 const TEST_A = { id: 'test-a', image: { name: 'hashicorp/http-echo', port: 8080 }, hostPort: 8887 }
 const TEST_B = {
   id: 'test-b',
@@ -17,7 +17,7 @@ describe('definitions', () => {
   })
   afterAll(() => s.close())
 
-  it('saves both short-form examples of DESIGN.md §1 and lists them in normal form', async () => {
+  it('saves both short-form examples of the 1Backend docs and lists them in normal form', async () => {
     expect(await s.call('PUT', '/registry-svc/definition', { body: { definition: TEST_A } })).toMatchObject({
       status: 201,
       json: {},

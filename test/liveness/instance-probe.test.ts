@@ -208,7 +208,7 @@ describe('InstanceProber', () => {
     // Queued before the prober's re-read, merged after it and before its write.
     p.once('probe', () => void replica.remove('instance', inst.id))
     p.start()
-    await waitFor('the racing write undone', () => p.stats.undone === 1, WAIT)
+    await waitFor('the racing status write dropped', () => p.stats.dropped === 1, WAIT)
     await waitFor('the instance forgotten', () => p.tracked === 0, WAIT)
     expect(replica.get('instance', inst.id)).toBeUndefined()
     expect(replica.entry(`instance/${inst.id}`)?.value).toBeNull()

@@ -1,6 +1,6 @@
 import type { Definition } from '../../src/model/index.ts'
 
-/** The two examples of DESIGN.md §1, as written there. */
+/** The two short-form examples of 1Backend's docs, as written there. */
 export const SEED_YAML = `id: test-a
 image:
   name: hashicorp/http-echo

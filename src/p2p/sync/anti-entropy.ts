@@ -87,9 +87,9 @@ interface Session {
 }
 
 /**
- * Anti-entropy (DESIGN.md §3): compares digest trees with a peer and exchanges only the entries of
+ * Anti-entropy (docs/protocols.md): compares digest trees with a peer and exchanges only the entries of
  * differing leaves, in both directions, on connect, periodically and on demand (`syncWith`). Serves
- * the same protocol to peers. Applies the stale-node rule (DESIGN.md §2, see `stale.ts`) before this
+ * the same protocol to peers. Applies the stale-node rule (docs/replication.md, see `stale.ts`) before this
  * process's first successful session.
  *
  * At most one session per peer runs at a time. If both sides dial each other at once, the session

@@ -1,7 +1,7 @@
 /**
- * Anti-entropy (DESIGN.md §3): digest-tree comparison with peers over `SYNC_PROTOCOL`, exchanging only
+ * Anti-entropy (docs/protocols.md): digest-tree comparison with peers over `SYNC_PROTOCOL`, exchanging only
  * the entries of differing leaves. `new AntiEntropy(init, components)` builds the unit; `messages.ts`
- * describes the wire protocol; `stale.ts` the stale-node rule of DESIGN.md §2.
+ * describes the wire protocol; `stale.ts` the stale-node rule (docs/replication.md).
  */
 export {
   AntiEntropy,

@@ -5,7 +5,7 @@ import type { Logger } from '../../support/logger.ts'
 export const LAST_CONTACT_META = 'lastContactMs'
 
 /**
- * The stale-node rule of DESIGN.md §2. A node whose last contact with the cluster is older than the
+ * The stale-node rule (docs/replication.md, Stale nodes). A node whose last contact with the cluster is older than the
  * tombstone grace period may hold entities that were deleted elsewhere and whose tombstones have been
  * purged since: pushing its state back would resurrect them. Such a node drops its replica and pulls.
  * A node that never had contact (no `lastContactMs`) is not stale: there is no cluster state it missed.
