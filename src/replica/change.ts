@@ -7,7 +7,7 @@ import {
   parseEntity,
   ValidationError,
 } from '../model/index.ts'
-import { compareVersions, type Version } from './version.ts'
+import { compareVersions, MAX_COUNTER, MAX_TIMESTAMP, type Version } from './version.ts'
 
 /**
  * One write of one entity: a put (`value` set) or a delete (`value` null, a tombstone), with the
@@ -60,9 +60,6 @@ export function decodeEntry(key: string, encoded: string): Change {
   return b === undefined ? change : { ...change, basedOn: { ts: b[0], c: b[1], node: b[2] } }
 }
 
-const MAX_COUNTER = 2 ** 31 - 1
-const MAX_TIMESTAMP = 8.64e15 // the largest time a JS Date holds
-
 function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x)
 }
@@ -84,10 +81,10 @@ export function decodeChange(input: unknown, field = 'change'): Change {
   if (typeof id !== 'string' || !isIdentifier(id)) {
     throw new ValidationError(`${field}.id must match the identifier rule`, `${field}.id`)
   }
-  const checked = decodeVersion(version, `${field}.version`)
+  const checked = checkVersion(version, `${field}.version`)
   let basedOn: Version | undefined
   if (input.basedOn !== undefined) {
-    basedOn = decodeVersion(input.basedOn, `${field}.basedOn`)
+    basedOn = checkVersion(input.basedOn, `${field}.basedOn`)
     if (value === null || compareVersions(basedOn, checked) >= 0) {
       throw new ValidationError(
         `${field}.basedOn must be older than ${field}.version, on a put`,
@@ -111,8 +108,11 @@ export function decodeChange(input: unknown, field = 'change'): Change {
   return basedOn === undefined ? change : { ...change, basedOn }
 }
 
-/** Validates a version `{ts, c, node}` from outside. */
-function decodeVersion(version: unknown, field: string): Version {
+/**
+ * Validates a version `{ts, c, node}`: from outside, and this node's own before they are written, so
+ * nothing is stored that a peer would refuse. Throws `ValidationError`.
+ */
+export function checkVersion(version: unknown, field: string): Version {
   if (!isRecord(version)) throw new ValidationError(`${field} must be an object`, field)
   const { ts, c, node } = version
   if (!Number.isSafeInteger(ts) || (ts as number) < 0 || (ts as number) > MAX_TIMESTAMP) {

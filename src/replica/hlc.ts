@@ -1,5 +1,4 @@
-import type { Version } from './version.ts'
-import { compareVersions } from './version.ts'
+import { compareVersions, MAX_COUNTER, type Version } from './version.ts'
 
 export interface HybridClockInit {
   /** Id written into every version this clock makes. */
@@ -12,7 +11,16 @@ export interface HybridClockInit {
   maxDriftMs?: number
   /** Wall-clock source; tests hand in a fake. @default Date.now */
   now?: () => number
+  /** Waits `ms` (for `next()`); tests hand in one that moves their fake wall clock. @default a timer */
+  sleep?: (ms: number) => Promise<void>
 }
+
+/**
+ * Longest `next()` waits for its reading to come within the drift bound. The attack it answers needs
+ * 1 ms; a wall clock stepped back by more than this is not waited out (peers with correct clocks accept
+ * our readings anyway).
+ */
+export const MAX_ISSUE_WAIT_MS = 50
 
 export type ReceiveOutcome = 'ok' | 'rejected-drift'
 
@@ -27,6 +35,7 @@ export class HybridClock {
   readonly nodeId: string
   readonly maxDriftMs: number
   readonly #wallClock: () => number
+  readonly #sleep: (ms: number) => Promise<void>
   #ts = 0
   #c = 0
 
@@ -34,28 +43,68 @@ export class HybridClock {
     this.nodeId = init.nodeId
     this.maxDriftMs = init.maxDriftMs ?? DEFAULT_MAX_DRIFT_MS
     this.#wallClock = init.now ?? Date.now
+    this.#sleep = init.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)))
   }
 
-  /** A new version for a local write. */
+  /**
+   * The next reading, now: above every version seen. When the counter is spent (a peer sent
+   * `MAX_COUNTER`), the reading moves to the next millisecond: a counter past `MAX_COUNTER` is one
+   * every peer would reject. Local writes use `next()`, which also keeps within the drift bound.
+   */
   now(): Version {
     const wall = this.#wallClock()
     if (wall > this.#ts) {
       this.#ts = wall
       this.#c = 0
-    } else {
+    } else if (this.#c < MAX_COUNTER) {
       this.#c += 1
+    } else {
+      this.#ts += 1
+      this.#c = 0
     }
     return { ts: this.#ts, c: this.#c, node: this.nodeId }
   }
 
   /**
-   * Takes in a version from a peer. A version more than `maxDriftMs` ahead of our wall clock is
-   * rejected and leaves the clock untouched; any other moves the clock to at least that version.
+   * A version for a local write: the next reading, once it is within `maxDriftMs` of the wall clock.
+   * A peer's version accepted at the very edge of the bound with its counter spent makes the next
+   * reading 1 ms past it; waiting that millisecond out (never more than `MAX_ISSUE_WAIT_MS`) means a
+   * peer with the same rules and clock accepts every version this clock issues, whatever versions it
+   * was sent. Without the wait, one such message stopped a cluster's replication for good.
+   */
+  async next(): Promise<Version> {
+    let waited = 0
+    for (;;) {
+      const ahead = this.#nextTs() - this.#wallClock() - this.maxDriftMs
+      if (ahead <= 0 || waited + ahead > MAX_ISSUE_WAIT_MS) return this.now()
+      await this.#sleep(ahead)
+      waited += ahead
+    }
+  }
+
+  /**
+   * Whether a version may be merged: no more than `maxDriftMs` ahead of our wall clock. Local and
+   * remote writes pass the same check.
+   */
+  check(version: Version): ReceiveOutcome {
+    return version.ts - this.#wallClock() > this.maxDriftMs ? 'rejected-drift' : 'ok'
+  }
+
+  /**
+   * Takes in a version from a peer: rejected (`check`) and leaving the clock untouched when it is too
+   * far ahead; otherwise the clock moves to at least that version.
    */
   receive(remote: Version): ReceiveOutcome {
-    if (remote.ts - this.#wallClock() > this.maxDriftMs) return 'rejected-drift'
+    if (this.check(remote) === 'rejected-drift') return 'rejected-drift'
     this.observe(remote)
     return 'ok'
+  }
+
+  /** The wall-clock part `now()` would give. */
+  #nextTs(): number {
+    const wall = this.#wallClock()
+    if (wall > this.#ts) return wall
+    return this.#c < MAX_COUNTER ? this.#ts : this.#ts + 1
   }
 
   /** Raises the clock to at least `seen`, without the drift check (used for our own stored history). */

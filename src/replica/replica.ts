@@ -9,7 +9,7 @@ import {
 } from '../model/index.ts'
 import { emitSafely } from '../support/emit-safely.ts'
 import type { Logger } from '../support/logger.ts'
-import { type Change, decodeEntry, encodeEntry, entityKey } from './change.ts'
+import { type Change, checkVersion, decodeEntry, encodeEntry, entityKey } from './change.ts'
 import { DigestTree, LEAF_COUNT, leafOf } from './digest.ts'
 import type { HybridClock } from './hlc.ts'
 import { type InstanceFilter, InstanceIndex } from './indexes.ts'
@@ -134,7 +134,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   /** A local write of a whole entity. Resolves once durable, with the change to gossip. */
   put(kind: EntityKind, value: Entity): Promise<Change> {
     return this.#serial(async () => {
-      const change: Change = { kind, id: value.id, version: this.clock.now(), value }
+      const change: Change = { kind, id: value.id, version: await this.clock.next(), value }
       const [outcome] = await this.#merge([change], 'local')
       if (outcome !== 'applied') throw new Error(`local write of ${kind} ${value.id} was ${outcome}`)
       return change
@@ -152,7 +152,13 @@ export class Replica extends EventEmitter<ReplicaEvents> {
       const current = this.#held.get(entityKey('instance', value.id))?.change
       if (!current || current.value === null) return undefined
       const basedOn = current.basedOn ?? current.version
-      const change: Change = { kind: 'instance', id: value.id, version: this.clock.now(), value, basedOn }
+      const change: Change = {
+        kind: 'instance',
+        id: value.id,
+        version: await this.clock.next(),
+        value,
+        basedOn,
+      }
       const [outcome] = await this.#merge([change], 'local')
       return outcome === 'applied' ? change : undefined
     })
@@ -162,7 +168,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   remove(kind: EntityKind, id: string): Promise<Change | undefined> {
     return this.#serial(async () => {
       if (this.get(kind, id) === undefined) return undefined
-      const change: Change = { kind, id, version: this.clock.now(), value: null }
+      const change: Change = { kind, id, version: await this.clock.next(), value: null }
       await this.#merge([change], 'local')
       return change
     })
@@ -287,8 +293,13 @@ export class Replica extends EventEmitter<ReplicaEvents> {
       if (change.kind === 'node' && change.value !== null && change.version.node !== change.id) {
         return 'rejected-owner'
       }
-      if (source !== 'local' && this.clock.receive(change.version) === 'rejected-drift')
+      if (source === 'local') {
+        // Our own versions pass the range checks a peer applies (decodeChange); the drift bound is a
+        // peer's view of our clock, which after a wall-clock step back may run ahead of our own.
+        checkVersion(change.version, 'version')
+      } else if (this.clock.receive(change.version) === 'rejected-drift') {
         return 'rejected-drift'
+      }
       const key = entityKey(change.kind, change.id)
       const current = staged.has(key) ? staged.get(key) : this.#held.get(key)
       let encoded: string | undefined

@@ -11,6 +11,11 @@ export interface Version {
   readonly node: string
 }
 
+/** Largest logical counter a version may carry (a signed 32-bit integer; peers reject larger ones). */
+export const MAX_COUNTER = 2 ** 31 - 1
+/** Largest wall-clock part: the largest time a JS Date holds. */
+export const MAX_TIMESTAMP = 8.64e15
+
 /**
  * Orders versions by wall-clock part `ts`, then logical counter `c`, then writer node id (plain UTF-16
  * code unit order, the same on every machine): a total order.

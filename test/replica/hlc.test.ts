@@ -1,7 +1,9 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import type { Change } from '../../src/replica/change.ts'
 import { HybridClock } from '../../src/replica/hlc.ts'
-import { compareVersions } from '../../src/replica/version.ts'
+import { compareVersions, MAX_COUNTER, type Version } from '../../src/replica/version.ts'
+import { definition, openReplica } from './fixtures.ts'
 
 describe('HybridClock', () => {
   it('never goes backwards, even when the wall clock does', () => {
@@ -70,5 +72,66 @@ describe('HybridClock', () => {
       }),
       { numRuns: 500 },
     )
+  })
+})
+
+describe('HybridClock against a member sending versions at the edge of the bounds', () => {
+  const D = 5000
+  const op = fc.oneof(
+    fc.record({
+      kind: fc.constant('remote' as const),
+      lead: fc.oneof(fc.integer({ min: -10_000, max: D + 5 }), fc.constantFrom(D - 1, D, D + 1)),
+      c: fc.oneof(fc.constantFrom(0, MAX_COUNTER - 1, MAX_COUNTER), fc.integer({ min: 0, max: MAX_COUNTER })),
+    }),
+    fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 3 }) }),
+    fc.record({ kind: fc.constant('local' as const) }),
+  )
+
+  it('issues only versions a peer with the same rules and wall clock accepts, above every version it accepted', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 60 }), async (ops) => {
+        let wall = 1_800_000_000_000
+        const clock = new HybridClock({
+          nodeId: 'me',
+          now: () => wall,
+          maxDriftMs: D,
+          sleep: async (ms) => {
+            wall += ms
+          },
+        })
+        const peer = new HybridClock({ nodeId: 'peer', now: () => wall, maxDriftMs: D })
+        let highest: Version | undefined
+        for (const step of [...ops, { kind: 'local' as const }]) {
+          if (step.kind === 'tick') wall += step.ms
+          else if (step.kind === 'remote') {
+            const remote = { ts: wall + step.lead, c: step.c, node: 'attacker' }
+            if (clock.receive(remote) === 'ok' && (!highest || compareVersions(remote, highest) > 0))
+              highest = remote
+          } else {
+            const issued = await clock.next()
+            expect(Number.isSafeInteger(issued.c) && issued.c >= 0 && issued.c <= MAX_COUNTER).toBe(true)
+            expect(peer.check(issued), `${JSON.stringify(issued)} at wall ${wall}`).toBe('ok')
+            if (highest) expect(compareVersions(issued, highest)).toBeGreaterThan(0)
+            highest = issued
+          }
+        }
+      }),
+      { numRuns: 500 },
+    )
+  })
+
+  it('moves to the next millisecond when a peer spent the counter, and a peer merges what follows', async () => {
+    const a = await openReplica('node-a', { clock: new HybridClock({ nodeId: 'node-a' }), now: Date.now })
+    const b = await openReplica('node-b', { clock: new HybridClock({ nodeId: 'node-b' }), now: Date.now })
+    const hostile: Change = {
+      kind: 'definition',
+      id: 'bait',
+      version: { ts: Date.now() + 4900, c: MAX_COUNTER, node: 'node-x' },
+      value: definition('bait'),
+    }
+    expect(await a.apply([hostile])).toEqual(['applied'])
+    const written = await a.put('definition', definition('after'))
+    expect(written.version).toMatchObject({ ts: hostile.version.ts + 1, c: 0 })
+    expect(await b.apply([written])).toEqual(['applied'])
   })
 })
