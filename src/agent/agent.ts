@@ -60,6 +60,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     store,
     clock,
     tombstoneGraceMs: config.tombstoneGraceMs,
+    maxEntities: config.maxEntities,
     log: log.child({ unit: 'replica' }),
   })
   log.info(

@@ -4,7 +4,7 @@ import { DEFAULT_BODY_LIMIT_BYTES } from '../http/index.ts'
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PROBE_INTERVAL_MS } from '../liveness/index.ts'
 import { isIdentifier } from '../model/index.ts'
 import { DEFAULT_MAX_DRIFT_MS } from '../replica/hlc.ts'
-import { DEFAULT_TOMBSTONE_GRACE_MS } from '../replica/replica.ts'
+import { DEFAULT_MAX_ENTITIES, DEFAULT_TOMBSTONE_GRACE_MS } from '../replica/replica.ts'
 
 /**
  * Every agent option, documented once. Each has an environment variable and a flag of
@@ -38,6 +38,8 @@ export interface AgentConfig {
   tombstoneGraceMs: number
   /** Largest HTTP request body, bytes. @default DEFAULT_BODY_LIMIT_BYTES */
   bodyLimitBytes: number
+  /** Most entries (entities and tombstones) the replica holds per kind. @default DEFAULT_MAX_ENTITIES */
+  maxEntities: number
   /** Log level (fatal, error, warn, info, debug, trace, silent). @default info */
   logLevel: string
   /** Availability zone written into this node's record. @default none */
@@ -227,6 +229,15 @@ export const OPTIONS = [
     default: `${DEFAULT_BODY_LIMIT_BYTES} (${DEFAULT_BODY_LIMIT_BYTES / MIB} MiB)`,
     description: 'Largest HTTP request body.',
     parse: integer(1024, 64 * MIB, DEFAULT_BODY_LIMIT_BYTES),
+  }),
+  option({
+    key: 'maxEntities',
+    env: 'OB_MAX_ENTITIES',
+    flag: '--max-entities',
+    default: String(DEFAULT_MAX_ENTITIES),
+    description:
+      'Most entries (entities and deletes) the replica holds per kind, about 1 KB each; writes past it are refused, from peers too.',
+    parse: integer(100, 100_000_000, DEFAULT_MAX_ENTITIES),
   }),
   option({
     key: 'logLevel',

@@ -46,6 +46,33 @@ export interface HttpAppInit {
   logRequests?: boolean
   /** Bounds of the cache of serialized instance answers. @default 4096 answers, 64 MiB */
   responseCache?: ResponseCacheInit
+  /** Bounds on what one client connection may hold: see `HttpLimits`. */
+  limits?: Partial<HttpLimits>
+}
+
+/**
+ * What a client may hold of the HTTP port, so that slow or idle clients (slowloris) cannot keep
+ * sockets open for good. Node checks the request timeouts every `checkIntervalMs`.
+ */
+export interface HttpLimits {
+  /** All request headers must arrive within this, ms. */
+  headersTimeoutMs: number
+  /** The whole request (headers and body) must arrive within this, ms; answers may take longer. */
+  requestTimeoutMs: number
+  /** An idle keep-alive connection is closed after this, ms. */
+  keepAliveTimeoutMs: number
+  /** How often Node checks the two request timeouts, ms. */
+  checkIntervalMs: number
+  /** Connections open at once; more are closed as they arrive. */
+  maxConnections: number
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  checkIntervalMs: 1_000,
+  maxConnections: 1_024,
 }
 
 export interface HttpAppComponents {
@@ -64,7 +91,15 @@ export interface HttpAppComponents {
  */
 export async function buildApp(init: HttpAppInit, components: HttpAppComponents): Promise<FastifyInstance> {
   const bodyLimit = init.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES
+  const limits = { ...DEFAULT_HTTP_LIMITS, ...init.limits }
   const app: RegistryApp = Fastify({
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: limits.checkIntervalMs,
+    },
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
     loggerInstance: components.log as FastifyBaseLogger,
     // Fastify's two lines per request are replaced by one of ours (onResponse hook below).
     logController: new LogController({ disableRequestLogging: true }),
@@ -86,6 +121,7 @@ export async function buildApp(init: HttpAppInit, components: HttpAppComponents)
       },
     },
   }).withTypeProvider()
+  app.server.maxConnections = limits.maxConnections
   // Answers are serialized with JSON.stringify, never by a schema-driven serializer that would
   // silently drop fields the schema does not list (node records carry fields of their agents).
   app.setSerializerCompiler(() => (data) => JSON.stringify(data))

@@ -15,6 +15,7 @@
  * | `MethodNotAllowedError`    | method-not-allowed     | 405    | the path exists with other methods (also sends `Allow`): `PATCH is not allowed on /registry-svc/instance (allowed: PUT)` |
  * | `BodyTooLargeError`        | body-too-large         | 413    | body over the limit (`OB_BODY_LIMIT_BYTES`): `request body is larger than the limit of 1048576 bytes` |
  * | `UnsupportedMediaTypeError`| unsupported-media-type | 415    | a body that is not `application/json`: `content-type "text/plain" is not supported; send application/json` |
+ * | `QuotaExceededError`       | quota-exceeded         | 507    | the write would take the replica past `OB_MAX_ENTITIES` entries of its kind: `the replica holds 200000 instance entries, its limit (OB_MAX_ENTITIES); delete some first` |
  * | `ShuttingDownError`        | shutting-down          | 503    | a request arriving while the agent closes its HTTP server (also sends `Connection: close`) |
  * | `InternalError`            | internal               | 500    | a failure inside the agent (a bug, or LevelDB failing), never bad input: `internal error; the agent log has the details` (the cause is logged) |
  *
@@ -36,6 +37,7 @@ export const HTTP_ERROR_STATUS = {
   'method-not-allowed': 405,
   'body-too-large': 413,
   'unsupported-media-type': 415,
+  'quota-exceeded': 507,
   'shutting-down': 503,
   internal: 500,
 } as const
@@ -128,6 +130,12 @@ export class UnsupportedMediaTypeError extends HttpError {
   }
 }
 
+/** A write that would take the replica past `OB_MAX_ENTITIES` for its kind (the replica's QuotaError). */
+export class QuotaExceededError extends HttpError {
+  override readonly name = 'QuotaExceededError'
+  readonly code = 'quota-exceeded'
+}
+
 export class ShuttingDownError extends HttpError {
   override readonly name = 'ShuttingDownError'
   readonly code = 'shutting-down'
@@ -171,6 +179,7 @@ export function toHttpError(err: unknown, request: FastifyRequest): HttpError {
   if (e.name === 'ValidationError' && typeof (e as { field?: unknown }).field === 'string') {
     return new RequestValidationError(e.message, (e as unknown as { field: string }).field)
   }
+  if (e.name === 'QuotaError') return new QuotaExceededError(e.message)
   if (e.validation !== undefined && e.validationContext !== undefined) {
     const { message, field } = validationMessage(e.validation, e.validationContext, request)
     return new RequestValidationError(message, field)

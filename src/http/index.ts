@@ -12,6 +12,7 @@ export {
   InvalidJsonError,
   MethodNotAllowedError,
   NotFoundError,
+  QuotaExceededError,
   RequestValidationError,
   RouteNotFoundError,
   ShuttingDownError,

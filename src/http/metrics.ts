@@ -1,7 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { LivenessState } from '../model/index.ts'
 import type { GossipStats } from '../p2p/gossip.ts'
-import type { ApplyOutcome, ReplicaCounts } from '../replica/replica.ts'
+import { APPLY_OUTCOMES, type ApplyOutcome, type ReplicaCounts } from '../replica/replica.ts'
 
 /**
  * Anti-entropy counters since start. `sessions` is a total or a count per outcome; `applied` is what
@@ -45,15 +45,6 @@ export interface HttpMetrics {
 }
 
 const P = 'p2p_registry_'
-
-const APPLY_OUTCOMES: readonly ApplyOutcome[] = [
-  'applied',
-  'stale',
-  'duplicate',
-  'rejected-drift',
-  'rejected-owner',
-  'expired',
-]
 
 /** Latency buckets, seconds: a cached lookup answers well under a millisecond. */
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10]

@@ -163,6 +163,13 @@ export class Gossip extends EventEmitter<GossipEvents> implements Startable {
         (outcomes) => {
           for (const outcome of outcomes)
             this.stats.outcomes[outcome] = (this.stats.outcomes[outcome] ?? 0) + 1
+          const overQuota = outcomes.filter((o) => o === 'rejected-quota').length
+          if (overQuota > 0) {
+            this.#components.log.warn(
+              { overQuota },
+              'gossip: refused changes past the replica limit (OB_MAX_ENTITIES)',
+            )
+          }
         },
         (err: unknown) => this.#components.log.error({ err }, 'merging gossiped changes failed'),
       )

@@ -24,11 +24,39 @@ import { byId } from './value-index.ts'
  * - `duplicate`: the replica already holds exactly this change.
  * - `rejected-drift`: its clock is further ahead of ours than the maximum drift.
  * - `rejected-owner`: a put of a node record by some other node (only a node writes its own record).
+ * - `rejected-quota`: it would add an entity of a kind that already has `maxEntities` entries.
  * - `expired`: a tombstone older than the grace period for an entity we do not hold.
  */
-export type ApplyOutcome = 'applied' | 'stale' | 'duplicate' | 'rejected-drift' | 'rejected-owner' | 'expired'
+export const APPLY_OUTCOMES = [
+  'applied',
+  'stale',
+  'duplicate',
+  'rejected-drift',
+  'rejected-owner',
+  'rejected-quota',
+  'expired',
+] as const
+export type ApplyOutcome = (typeof APPLY_OUTCOMES)[number]
 
 export const DEFAULT_TOMBSTONE_GRACE_MS = 7 * 24 * 60 * 60 * 1000
+/**
+ * Entries (entities and tombstones) held per kind. An instance costs about 1 KB of memory, so the
+ * default bounds a replica near 200 MB per kind, whatever a peer sends.
+ */
+export const DEFAULT_MAX_ENTITIES = 200_000
+
+/** A local write refused because its kind is at `maxEntities`. */
+export class QuotaError extends Error {
+  override readonly name = 'QuotaError'
+  readonly kind: EntityKind
+  readonly limit: number
+
+  constructor(kind: EntityKind, limit: number) {
+    super(`the replica holds ${limit} ${kind} entries, its limit (OB_MAX_ENTITIES); delete some first`)
+    this.kind = kind
+    this.limit = limit
+  }
+}
 
 export interface ReplicaInit {
   store: ReplicaStore
@@ -43,6 +71,8 @@ export interface ReplicaInit {
   now?: () => number
   /** Where a `change` listener that throws is reported (the write it announces stays durable). */
   log: Logger
+  /** Most entries (entities and tombstones) held per kind; a change adding one more is refused. @default DEFAULT_MAX_ENTITIES */
+  maxEntities?: number
 }
 
 /** Where merged changes came from: local writes are gossiped, the others were heard from peers. */
@@ -82,12 +112,15 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   readonly clock: HybridClock
   readonly digestTree = new DigestTree()
   readonly tombstoneGraceMs: number
+  readonly maxEntities: number
   readonly #store: ReplicaStore
   readonly #now: () => number
   readonly #log: Logger
   readonly #held = new Map<string, Held>()
   readonly #leafKeys: Array<Set<string>> = Array.from({ length: LEAF_COUNT }, () => new Set())
   readonly #tombstones = new Set<string>()
+  /** Entries held per kind, tombstones included (what `maxEntities` bounds). */
+  readonly #heldByKind: Record<EntityKind, number> = { definition: 0, instance: 0, node: 0 }
   readonly #definitions = new Map<string, Definition>()
   readonly #instances = new InstanceIndex()
   readonly #nodes = new Map<string, Node>()
@@ -99,6 +132,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     this.#store = init.store
     this.clock = init.clock
     this.tombstoneGraceMs = init.tombstoneGraceMs ?? DEFAULT_TOMBSTONE_GRACE_MS
+    this.maxEntities = init.maxEntities ?? DEFAULT_MAX_ENTITIES
     this.#now = init.now ?? Date.now
     this.#log = init.log
   }
@@ -136,6 +170,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     return this.#serial(async () => {
       const change: Change = { kind, id: value.id, version: await this.clock.next(), value }
       const [outcome] = await this.#merge([change], 'local')
+      if (outcome === 'rejected-quota') throw new QuotaError(kind, this.maxEntities)
       if (outcome !== 'applied') throw new Error(`local write of ${kind} ${value.id} was ${outcome}`)
       return change
     })
@@ -289,6 +324,8 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     const expiredBefore = this.#now() - this.tombstoneGraceMs
     // key → winning change so far in this batch; null = remove the key outright (see 'expired').
     const staged = new Map<string, Held | null>()
+    // New keys staged in this batch, per kind, for the quota.
+    const added: Partial<Record<EntityKind, number>> = {}
     const outcomes = changes.map((change): ApplyOutcome => {
       if (change.kind === 'node' && change.value !== null && change.version.node !== change.id) {
         return 'rejected-owner'
@@ -313,6 +350,9 @@ export class Replica extends EventEmitter<ReplicaEvents> {
         if (order < 0) return 'stale'
         if (order === 0) return 'duplicate'
       }
+      if (!current && this.#heldByKind[change.kind] + (added[change.kind] ?? 0) >= this.maxEntities) {
+        return 'rejected-quota'
+      }
       if (change.value === null && change.version.ts < expiredBefore) {
         // A tombstone past its grace period is not stored (replicas that kept it have purged it by now),
         // but it still deletes the older entity it was written against.
@@ -320,6 +360,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
         staged.set(key, null)
         return 'applied'
       }
+      if (!current) added[change.kind] = (added[change.kind] ?? 0) + 1
       staged.set(key, { change, encoded: encoded ?? encodeEntry(change) })
       return 'applied'
     })
@@ -358,7 +399,10 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   #hold(key: string, { change, encoded }: Held): void {
     const old = this.#held.get(key)
     if (old) this.digestTree.toggle(key, encodeEntry(old.change))
-    else this.#leafKeys[leafOf(key)]!.add(key)
+    else {
+      this.#leafKeys[leafOf(key)]!.add(key)
+      this.#heldByKind[change.kind]++
+    }
     this.#held.set(key, { change })
     this.digestTree.toggle(key, encoded ?? encodeEntry(change))
     if (change.value === null) this.#tombstones.add(key)
@@ -372,6 +416,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     if (!old) return
     this.digestTree.toggle(key, encodeEntry(old.change))
     this.#leafKeys[leafOf(key)]!.delete(key)
+    this.#heldByKind[old.change.kind]--
     this.#held.delete(key)
     this.#tombstones.delete(key)
     this.#index(old.change.kind, old.change.id, null)

@@ -8,6 +8,7 @@ import {
   InvalidJsonError,
   MethodNotAllowedError,
   NotFoundError,
+  QuotaExceededError,
   RequestValidationError,
   RouteNotFoundError,
   ShuttingDownError,
@@ -35,6 +36,7 @@ describe('error catalogue', () => {
       new MethodNotAllowedError('PATCH', '/x', ['GET']),
       new BodyTooLargeError(10),
       new UnsupportedMediaTypeError('text/plain'),
+      new QuotaExceededError('x'),
       new ShuttingDownError(),
       new InternalError(),
     ].map((e) => [e.name, e.code, e.statusCode])
@@ -48,9 +50,41 @@ describe('error catalogue', () => {
       ['MethodNotAllowedError', 'method-not-allowed', 405],
       ['BodyTooLargeError', 'body-too-large', 413],
       ['UnsupportedMediaTypeError', 'unsupported-media-type', 415],
+      ['QuotaExceededError', 'quota-exceeded', 507],
       ['ShuttingDownError', 'shutting-down', 503],
       ['InternalError', 'internal', 500],
     ])
+  })
+
+  it('answers 507 with the reason when a write would pass the replica limit, and changes nothing', async () => {
+    const s = await startServer({ maxEntities: 2 })
+    try {
+      for (const port of [1, 2]) {
+        const put = await s.call('PUT', '/registry-svc/instance', {
+          body: { url: `http://127.0.0.1:${port}`, slug: 'q' },
+        })
+        expect(put.status).toBe(201)
+      }
+      const refused = await s.call('PUT', '/registry-svc/instance', {
+        body: { url: 'http://127.0.0.1:3', slug: 'q' },
+      })
+      expect(refused).toMatchObject({
+        status: 507,
+        json: {
+          error: 'the replica holds 2 instance entries, its limit (OB_MAX_ENTITIES); delete some first',
+        },
+      })
+      expect(s.replica.instances().map((i) => i.url)).toEqual(
+        ['http://127.0.0.1:1', 'http://127.0.0.1:2'].sort(),
+      )
+      // Re-registering a held instance is an update, not a new entry.
+      expect(
+        (await s.call('PUT', '/registry-svc/instance', { body: { url: 'http://127.0.0.1:1', slug: 'q' } }))
+          .status,
+      ).toBe(201)
+    } finally {
+      await s.close()
+    }
   })
 
   it('maps the model ValidationError to a 400 with its message, and anything unknown to a 500', () => {

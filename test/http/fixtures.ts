@@ -77,12 +77,18 @@ export interface StartOptions {
   metricsSources?: Partial<MetricsSources>
   /** Reuse a LevelDB directory (durability tests); a fresh temp dir otherwise. */
   dir?: string
+  /** The replica's limit per kind (`OB_MAX_ENTITIES`). */
+  maxEntities?: number
 }
 
 /** A Fastify app on a real replica (LevelDB in a temp dir), listening on 127.0.0.1, port 0. */
 export async function startServer(options: StartOptions = {}): Promise<TestServer> {
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'p2p-registry-http-')))
-  const replica = await openReplica(NODE_ID, { store: new LevelStore({ path: dir }), now: Date.now })
+  const replica = await openReplica(NODE_ID, {
+    store: new LevelStore({ path: dir }),
+    now: Date.now,
+    ...(options.maxEntities === undefined ? {} : { maxEntities: options.maxEntities }),
+  })
   const logs: Array<Record<string, unknown>> = []
   const log = capturingLogger(logs)
   const liveness = options.liveness ? new FakeLiveness() : undefined

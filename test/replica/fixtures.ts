@@ -42,6 +42,7 @@ export async function openReplica(
     now,
     log: init.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     ...(init.tombstoneGraceMs === undefined ? {} : { tombstoneGraceMs: init.tombstoneGraceMs }),
+    ...(init.maxEntities === undefined ? {} : { maxEntities: init.maxEntities }),
   })
 }
 

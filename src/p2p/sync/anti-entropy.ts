@@ -49,6 +49,13 @@ export interface AntiEntropyInit {
    * @default true
    */
   syncOnConnect?: boolean
+  /**
+   * Sessions running at once, with all peers together, in both roles. More are refused as `busy`
+   * (the peer retries later), so many peers, or one peer with many identities, cannot make this agent
+   * hold many sessions' worth of entries in memory at once.
+   * @default DEFAULT_MAX_SESSIONS
+   */
+  maxSessions?: number
   /** Wall clock for the stale-node rule and `lastContactMs`, ms; tests hand in a fake. @default Date.now */
   now?: () => number
 }
@@ -72,6 +79,7 @@ export interface AntiEntropyEvents {
 
 export const DEFAULT_SYNC_INTERVAL_MS = 30_000
 export const DEFAULT_SYNC_TIMEOUT_MS = 30_000
+export const DEFAULT_MAX_SESSIONS = 8
 const MIN_FRAME_BYTES = 256 * 1024
 /** Rounds stray ±20% around `intervalMs`, so peers started together do not sync in lockstep. */
 const ROUND_JITTER = 0.2
@@ -104,6 +112,7 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
   readonly #timeoutMs: number
   readonly #maxFrameBytes: number
   readonly #syncOnConnect: boolean
+  readonly #maxSessions: number
   readonly #self: string
   /** Running sessions by `<role> <peer id>`. */
   readonly #sessions = new Map<string, Session>()
@@ -132,6 +141,7 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
       MIN_FRAME_BYTES,
     )
     this.#syncOnConnect = init.syncOnConnect ?? true
+    this.#maxSessions = integerAtLeast('maxSessions', init.maxSessions ?? DEFAULT_MAX_SESSIONS, 1)
     this.#self = components.libp2p.peerId.toString()
     this.#staleGuard = new StaleNodeGuard({
       replica: components.replica,
@@ -169,6 +179,7 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
     const serving = this.#sessions.get(sessionKey('server', id))?.done
     if (serving) return serving.then(() => this.syncWith(peer))
     if (!this.#started) return Promise.resolve(unrunReport(id, 'stopped'))
+    if (this.#sessions.size >= this.#maxSessions) return Promise.resolve(unrunReport(id, 'busy'))
     return this.#track('client', id, async (signal) => {
       try {
         return await this.#libp2p.dialProtocol(peer, SYNC_PROTOCOL, { signal, runOnLimitedConnection: false })
@@ -241,9 +252,13 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
     await this.#track('server', peer, async () => raw)
   }
 
-  /** Whether an inbound session from `peer` must be refused: one with it is already running. */
+  /**
+   * Whether an inbound session from `peer` must be refused: one with it is already running, or as
+   * many as this agent runs at once.
+   */
   #busyWith(peer: string): boolean {
     if (this.#sessions.has(sessionKey('server', peer))) return true
+    if (this.#sessions.size >= this.#maxSessions) return true
     // Both sides dialled each other: the session dialled by the smaller peer id goes on.
     return this.#sessions.has(sessionKey('client', peer)) && this.#self < peer
   }
@@ -260,7 +275,10 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
     try {
       await stream.send({ type: 'error', reason: 'busy' })
       await stream.close()
-      this.#log.debug({ peer }, 'anti-entropy: refused a session, one with that peer is running')
+      this.#log.debug(
+        { peer },
+        'anti-entropy: refused a session (one with that peer runs, or the most at once)',
+      )
     } catch (err) {
       stream.abort(err)
     } finally {

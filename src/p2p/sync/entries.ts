@@ -1,8 +1,10 @@
+import { ENTITY_KINDS } from '../../model/index.ts'
 import { MAX_ENTRIES_PER_FRAME } from '../../model/wire.ts'
 import { type Change, decodeChange, entityKey } from '../../replica/change.ts'
 import { compareChanges } from '../../replica/lww.ts'
 import type { Replica } from '../../replica/replica.ts'
 import type { Logger } from '../../support/logger.ts'
+import { SyncSessionError } from './errors.ts'
 import type { FramedStream } from './framed-stream.ts'
 import type { SessionResult } from './session.ts'
 
@@ -64,7 +66,7 @@ export async function sendEntries(
 }
 
 export interface EntryReceiverInit {
-  replica: Pick<Replica, 'apply'>
+  replica: Pick<Replica, 'apply' | 'maxEntities'>
   log: Logger
   /** Keep every valid received change by key, for `newerThanReceived`. */
   remember: boolean
@@ -90,7 +92,13 @@ export class EntryReceiver {
   }
 
   async take(entries: readonly unknown[]): Promise<void> {
-    const { tally, log } = this.#init
+    const { tally, log, replica } = this.#init
+    // A session never needs more than a whole replica (every kind at its limit); more is a peer
+    // trying to make us validate and hold entries without end.
+    const limit = ENTITY_KINDS.length * replica.maxEntities
+    if (tally.entriesReceived + tally.rejectedEntries + entries.length > limit) {
+      throw new SyncSessionError('too-many-entries', `more than ${limit} entries in one session`)
+    }
     for (let i = 0; i < entries.length; i++) {
       let change: Change
       try {

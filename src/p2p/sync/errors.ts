@@ -6,6 +6,7 @@
  * - `dial-failed`: no stream could be opened (peer gone, protocol not supported).
  * - `closed`: the peer ended or reset the stream before the session was complete.
  * - `oversized-frame`: a frame longer than `maxFrameBytes`, or a malformed length prefix.
+ * - `too-many-entries`: the peer sent more entries in one session than a whole replica may hold.
  * - `malformed-frame`: a frame that is not UTF-8 JSON of a known type with valid fields.
  * - `unexpected-frame`: a valid frame of a type not expected at that point of the session.
  * - `remote-error`: the peer answered with an `error` frame.
@@ -18,6 +19,7 @@ export type SyncFailure =
   | 'dial-failed'
   | 'closed'
   | 'oversized-frame'
+  | 'too-many-entries'
   | 'malformed-frame'
   | 'unexpected-frame'
   | 'remote-error'
@@ -30,6 +32,7 @@ export const SYNC_FAILURES: readonly SyncFailure[] = [
   'dial-failed',
   'closed',
   'oversized-frame',
+  'too-many-entries',
   'malformed-frame',
   'unexpected-frame',
   'remote-error',
@@ -38,7 +41,12 @@ export const SYNC_FAILURES: readonly SyncFailure[] = [
 
 /** Failures caused by a frame the peer sent: the frame is rejected and counted in `rejectedFrames`. */
 export function isFrameRejection(reason: SyncFailure): boolean {
-  return reason === 'oversized-frame' || reason === 'malformed-frame' || reason === 'unexpected-frame'
+  return (
+    reason === 'oversized-frame' ||
+    reason === 'too-many-entries' ||
+    reason === 'malformed-frame' ||
+    reason === 'unexpected-frame'
+  )
 }
 
 /** Ends a session: `reason` says why (see `SyncFailure`), the message gives the details for the log. */

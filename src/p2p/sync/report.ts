@@ -1,4 +1,4 @@
-import type { ApplyOutcome } from '../../replica/replica.ts'
+import { APPLY_OUTCOMES, type ApplyOutcome } from '../../replica/replica.ts'
 import type { Logger } from '../../support/logger.ts'
 import { isFrameRejection, SYNC_FAILURES, type SyncFailure } from './errors.ts'
 import type { SessionResult } from './session.ts'
@@ -61,7 +61,7 @@ export function newStats(): AntiEntropyStats {
     bytesSent: 0,
     rejectedFrames: 0,
     rejectedEntries: 0,
-    applied: { applied: 0, stale: 0, duplicate: 0, 'rejected-drift': 0, 'rejected-owner': 0, expired: 0 },
+    applied: Object.fromEntries(APPLY_OUTCOMES.map((o) => [o, 0])) as Record<ApplyOutcome, number>,
     staleResets: 0,
   }
 }
@@ -106,6 +106,13 @@ export function accountSession(
     log.warn(
       { drifted },
       'anti-entropy: rejected entries from the peer with versions too far ahead of our clock',
+    )
+  }
+  const overQuota = result.applied['rejected-quota'] ?? 0
+  if (overQuota > 0) {
+    log.warn(
+      { overQuota },
+      'anti-entropy: refused entries from the peer past the replica limit (OB_MAX_ENTITIES)',
     )
   }
   if (result.rejectedEntries > 0) {

@@ -7,7 +7,15 @@ import { encodeDigest } from './messages.ts'
 /** What anti-entropy uses of the replica (a test can hand in a real replica or a small fake). */
 export type SyncReplica = Pick<
   Replica,
-  'apply' | 'entriesInLeaves' | 'digestTree' | 'counts' | 'clear' | 'getMeta' | 'putMeta' | 'tombstoneGraceMs'
+  | 'apply'
+  | 'entriesInLeaves'
+  | 'digestTree'
+  | 'counts'
+  | 'clear'
+  | 'getMeta'
+  | 'putMeta'
+  | 'tombstoneGraceMs'
+  | 'maxEntities'
 >
 
 /** What one session, client or server, needs besides its stream. */

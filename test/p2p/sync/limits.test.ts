@@ -1,0 +1,82 @@
+/**
+ * What one peer, or many, can make an agent hold through anti-entropy: sessions at once (across all
+ * peers) and entries per session are bounded, and entries past the replica's limit are refused.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import type { RegistryLibp2p } from '../../../src/p2p/libp2p-node.ts'
+import { openReplica } from '../../replica/fixtures.ts'
+import {
+  connect,
+  instancePuts,
+  RawPeer,
+  reportOf,
+  seed,
+  startNode,
+  startPeer,
+  stopPeers,
+  type TestPeer,
+} from './fixtures.ts'
+
+const OTHER_DIGEST = `${'A'.repeat(43)}=`
+
+let peers: TestPeer[] = []
+let nodes: RegistryLibp2p[] = []
+afterEach(async () => {
+  await stopPeers(...peers)
+  for (const node of nodes) await node.stop()
+  peers = []
+  nodes = []
+})
+
+async function attackerOf(server: TestPeer): Promise<RegistryLibp2p> {
+  const node = await startNode()
+  nodes.push(node)
+  await connect(node, server.node)
+  return node
+}
+
+describe('anti-entropy limits', () => {
+  it('refuses a session as busy when as many run at once as allowed, whichever peers hold them', async () => {
+    const server = await startPeer('node-s', { init: { maxSessions: 1, timeoutMs: 5_000 } })
+    peers.push(server)
+    await seed(server.replica, instancePuts(100))
+    // One peer opens a session and stalls in it: that is the one slot.
+    const first = await RawPeer.dial(await attackerOf(server), server.node)
+    first.send({ type: 'hello', digest: OTHER_DIGEST, entries: 1_000 })
+    expect(await first.next()).toMatchObject({ type: 'hello' })
+    // Another peer, another identity: refused, not queued.
+    const second = await RawPeer.dial(await attackerOf(server), server.node)
+    expect(await second.next()).toEqual({ type: 'error', reason: 'busy' })
+    // Our own outbound sessions count against the same bound.
+    const report = await server.sync.syncWith((await attackerOf(server)).peerId)
+    expect(report).toMatchObject({ outcome: 'failed', reason: 'busy' })
+    first.abort()
+    second.abort()
+  })
+
+  it('ends a session that pushes more entries than a whole replica may hold, and merges none past the limit', async () => {
+    const small = await openReplica('node-s', { maxEntities: 20 })
+    const server = await startPeer('node-s', { replica: small, init: { timeoutMs: 5_000 } })
+    const client = await startPeer('node-c')
+    peers.push(server, client)
+    await seed(client.replica, instancePuts(200))
+    await connect(client.node, server.node)
+    await client.sync.syncWith(server.node.peerId)
+    const report = await reportOf(server, (r) => r.role === 'server', 'the server report')
+    expect(report).toMatchObject({ outcome: 'failed', reason: 'too-many-entries' })
+    expect(server.replica.counts().instances).toBeLessThanOrEqual(20)
+  })
+
+  it('refuses entries past the replica limit one by one, counted, while the session goes on', async () => {
+    const small = await openReplica('node-s', { maxEntities: 50 })
+    const server = await startPeer('node-s', { replica: small })
+    const client = await startPeer('node-c')
+    peers.push(server, client)
+    await seed(client.replica, instancePuts(80))
+    await connect(client.node, server.node)
+    await client.sync.syncWith(server.node.peerId)
+    expect(server.replica.counts().instances).toBe(50)
+    expect(server.sync.stats.applied['rejected-quota'] + client.sync.stats.applied['rejected-quota']).toBe(30)
+    expect(server.lines.some((l) => /past the replica limit/.test(l.msg))).toBe(true)
+  })
+})
