@@ -1,7 +1,16 @@
 import { type Change, decodeChange } from '../replica/change.ts'
 
-/** Why a gossip message was dropped. Doubles as a log field and a metric label. */
-export type GossipRejection = 'oversized' | 'not-json' | 'bad-shape' | 'invalid-change' | 'drift'
+/**
+ * Why a gossip message was dropped. Doubles as a log field and a metric label. All but `rate-limited`
+ * (valid, but its sender sends faster than allowed; `gossip.ts`) are decided by `decodeChangesMessage`.
+ */
+export type GossipRejection =
+  | 'oversized'
+  | 'not-json'
+  | 'bad-shape'
+  | 'invalid-change'
+  | 'drift'
+  | 'rate-limited'
 
 /** A gossip message this agent will not merge or forward; `reason` names the rule it broke. */
 export class GossipMessageError extends Error {

@@ -5,8 +5,10 @@ import { CHANGES_TOPIC, MAX_GOSSIP_MESSAGE_BYTES } from '../model/wire.ts'
 import type { Change } from '../replica/change.ts'
 import { DEFAULT_MAX_DRIFT_MS } from '../replica/hlc.ts'
 import type { ApplyOutcome, ChangeSource, Replica } from '../replica/replica.ts'
+import { APPLY_BATCH } from '../replica/replica.ts'
 import type { Logger } from '../support/logger.ts'
 import type { Startable } from '../support/startable.ts'
+import { TokenBuckets } from '../support/token-buckets.ts'
 import {
   decodeChangesMessage,
   encodeChangesMessages,
@@ -20,7 +22,17 @@ export interface GossipInit {
   maxMessageBytes?: number
   /** Largest clock lead accepted from a peer, ms (the replica's clock uses the same bound). @default DEFAULT_MAX_DRIFT_MS */
   maxDriftMs?: number
+  /**
+   * Changes accepted per second from one peer (what it sends and what it forwards), and at once. Past
+   * it a message is ignored — neither merged nor forwarded, not held against the peer — and counted;
+   * anti-entropy brings what was legitimate later.
+   * @default DEFAULT_PEER_CHANGE_RATE
+   */
+  peerChangeRate?: { perSecond: number; burst: number }
 }
+
+/** Far above what one agent writes (HTTP writes run at a few thousand a second on a laptop). */
+export const DEFAULT_PEER_CHANGE_RATE = { perSecond: 5_000, burst: 20_000 }
 
 export interface GossipComponents {
   libp2p: RegistryLibp2p
@@ -35,6 +47,7 @@ export interface GossipStats {
   changesPublished: number
   messagesReceived: number
   changesReceived: number
+  /** Messages dropped, by reason; `rate-limited` ones were valid but came too fast (see `peerChangeRate`). */
   rejected: Record<GossipRejection, number>
   outcomes: Partial<Record<ApplyOutcome, number>>
 }
@@ -55,18 +68,26 @@ export class Gossip extends EventEmitter<GossipEvents> implements Startable {
     changesPublished: 0,
     messagesReceived: 0,
     changesReceived: 0,
-    rejected: { oversized: 0, 'not-json': 0, 'bad-shape': 0, 'invalid-change': 0, drift: 0 },
+    rejected: {
+      oversized: 0,
+      'not-json': 0,
+      'bad-shape': 0,
+      'invalid-change': 0,
+      drift: 0,
+      'rate-limited': 0,
+    },
     outcomes: {},
   }
   readonly #components: GossipComponents
   readonly #maxMessageBytes: number
   readonly #maxDriftMs: number
+  readonly #perPeer: TokenBuckets
   /** Changes decoded by the validator, handed to the message handler (same message object). */
   readonly #decoded = new WeakMap<Message, Change[]>()
   #pending: Change[] = []
   #flush: NodeJS.Immediate | undefined
   #received: Change[] = []
-  #merge: NodeJS.Immediate | undefined
+  #mergeSoon: NodeJS.Immediate | undefined
   #started = false
 
   get isStarted(): boolean {
@@ -78,6 +99,8 @@ export class Gossip extends EventEmitter<GossipEvents> implements Startable {
     this.#components = components
     this.#maxMessageBytes = init.maxMessageBytes ?? MAX_GOSSIP_MESSAGE_BYTES
     this.#maxDriftMs = init.maxDriftMs ?? DEFAULT_MAX_DRIFT_MS
+    const rate = init.peerChangeRate ?? DEFAULT_PEER_CHANGE_RATE
+    this.#perPeer = new TokenBuckets({ ratePerSecond: rate.perSecond, burst: rate.burst })
   }
 
   start(): void {
@@ -101,8 +124,8 @@ export class Gossip extends EventEmitter<GossipEvents> implements Startable {
     if (this.#flush) clearImmediate(this.#flush)
     this.#flush = undefined
     this.#pending = []
-    if (this.#merge) clearImmediate(this.#merge)
-    this.#merge = undefined
+    if (this.#mergeSoon) clearImmediate(this.#mergeSoon)
+    this.#mergeSoon = undefined
     this.#received = []
   }
 
@@ -134,6 +157,16 @@ export class Gossip extends EventEmitter<GossipEvents> implements Startable {
         maxDriftMs: this.#maxDriftMs,
         nowMs: Date.now(),
       })
+      if (!this.#perPeer.take(from.toString(), changes.length)) {
+        this.stats.rejected['rate-limited']++
+        if (this.stats.rejected['rate-limited'] % 1000 === 1) {
+          this.#components.log.warn(
+            { from: from.toString() },
+            'gossip: a peer sends changes faster than allowed; ignoring some',
+          )
+        }
+        return TopicValidatorResult.Ignore
+      }
       this.#decoded.set(message, changes)
       return TopicValidatorResult.Accept
     } catch (err) {
@@ -155,24 +188,29 @@ export class Gossip extends EventEmitter<GossipEvents> implements Startable {
     // Messages heard in one event-loop turn are merged as one batch: one LevelDB write and one change
     // event instead of one per message, which is what keeps a busy receiver's merge queue short.
     this.#received.push(...changes)
-    this.#merge ??= setImmediate(() => {
-      this.#merge = undefined
-      const batch = this.#received
+    this.#mergeSoon ??= setImmediate(() => {
+      this.#mergeSoon = undefined
+      const received = this.#received
       this.#received = []
-      this.#components.replica.apply(batch, 'gossip').then(
-        (outcomes) => {
-          for (const outcome of outcomes)
-            this.stats.outcomes[outcome] = (this.stats.outcomes[outcome] ?? 0) + 1
-          const overQuota = outcomes.filter((o) => o === 'rejected-quota').length
-          if (overQuota > 0) {
-            this.#components.log.warn(
-              { overQuota },
-              'gossip: refused changes past the replica limit (OB_MAX_ENTITIES)',
-            )
-          }
-        },
-        (err: unknown) => this.#components.log.error({ err }, 'merging gossiped changes failed'),
-      )
+      // In slices, so that lookups are answered between them even when a burst arrived at once.
+      for (let at = 0; at < received.length; at += APPLY_BATCH)
+        this.#merge(received.slice(at, at + APPLY_BATCH))
     })
+  }
+
+  #merge(batch: Change[]): void {
+    this.#components.replica.apply(batch, 'gossip').then(
+      (outcomes) => {
+        for (const outcome of outcomes) this.stats.outcomes[outcome] = (this.stats.outcomes[outcome] ?? 0) + 1
+        const overQuota = outcomes.filter((o) => o === 'rejected-quota').length
+        if (overQuota > 0) {
+          this.#components.log.warn(
+            { overQuota },
+            'gossip: refused changes past the replica limit (OB_MAX_ENTITIES)',
+          )
+        }
+      },
+      (err: unknown) => this.#components.log.error({ err }, 'merging gossiped changes failed'),
+    )
   }
 }

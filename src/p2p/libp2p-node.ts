@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { type GossipsubEvents, gossipsub } from '@chainsafe/libp2p-gossipsub'
+import { createTopicScoreParams } from '@chainsafe/libp2p-gossipsub/score'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { type Identify, identify } from '@libp2p/identify'
@@ -30,6 +31,18 @@ export interface P2PNodeInit {
 export function swarmKey(clusterKey: string): Uint8Array {
   const hex = createHash('sha256').update(`p2p-registry:${clusterKey}`).digest('hex')
   return new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${hex}`)
+}
+
+/**
+ * Gossipsub's default thresholds, named here because tests and metrics read the graylist one: at -80
+ * three invalid messages in a row (-10 × 3²) graylist a peer.
+ */
+export const GOSSIP_SCORE_THRESHOLDS = {
+  gossipThreshold: -10,
+  publishThreshold: -50,
+  graylistThreshold: -80,
+  acceptPXThreshold: 10,
+  opportunisticGraftThreshold: 20,
 }
 
 function sha256Prefix(data: Uint8Array): Uint8Array {
@@ -85,6 +98,26 @@ export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> 
         // Signing and verifying cost about 100 µs and 150 µs of CPU per message and receiver, and
         // 150 bytes per copy on the wire.
         globalSignaturePolicy: StrictNoSign,
+        // Peer scoring: only invalid messages count (the validator rejects them), squared, so a member
+        // that sends a handful of bad messages is graylisted (its RPCs ignored) until the count decays;
+        // a slow trickle of mistakes is forgiven. Registry traffic is sparse, so delivery counts and mesh
+        // time say nothing of a peer; agents share addresses behind NAT and on one test machine, so the
+        // IP colocation penalty is off.
+        scoreParams: {
+          IPColocationFactorWeight: 0,
+          topics: {
+            [CHANGES_TOPIC]: createTopicScoreParams({
+              topicWeight: 1,
+              timeInMeshWeight: 0,
+              firstMessageDeliveriesWeight: 0,
+              meshMessageDeliveriesWeight: 0,
+              meshFailurePenaltyWeight: 0,
+              invalidMessageDeliveriesWeight: -10,
+              invalidMessageDeliveriesDecay: 0.9,
+            }),
+          },
+        },
+        scoreThresholds: GOSSIP_SCORE_THRESHOLDS,
       }),
     },
   })

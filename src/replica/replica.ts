@@ -45,6 +45,12 @@ export const DEFAULT_TOMBSTONE_GRACE_MS = 7 * 24 * 60 * 60 * 1000
  */
 export const DEFAULT_MAX_ENTITIES = 200_000
 
+/**
+ * Changes merged per `apply` call by gossip and anti-entropy: big enough to amortise the store write,
+ * small enough that lookups are answered between batches (each batch ends with an async LevelDB write).
+ */
+export const APPLY_BATCH = 1000
+
 /** A local write refused because its kind is at `maxEntities`. */
 export class QuotaError extends Error {
   override readonly name = 'QuotaError'

@@ -7,7 +7,7 @@ const gossip: GossipStats = {
   changesPublished: 9,
   messagesReceived: 11,
   changesReceived: 13,
-  rejected: { oversized: 1, 'not-json': 0, 'bad-shape': 0, 'invalid-change': 2, drift: 3 },
+  rejected: { oversized: 1, 'not-json': 0, 'bad-shape': 0, 'invalid-change': 2, drift: 3, 'rate-limited': 0 },
   outcomes: { applied: 10, 'rejected-drift': 3 },
 }
 

@@ -2,14 +2,11 @@ import { ENTITY_KINDS } from '../../model/index.ts'
 import { MAX_ENTRIES_PER_FRAME } from '../../model/wire.ts'
 import { type Change, decodeChange, entityKey } from '../../replica/change.ts'
 import { compareChanges } from '../../replica/lww.ts'
-import type { Replica } from '../../replica/replica.ts'
+import { APPLY_BATCH, type Replica } from '../../replica/replica.ts'
 import type { Logger } from '../../support/logger.ts'
 import { SyncSessionError } from './errors.ts'
 import type { FramedStream } from './framed-stream.ts'
 import type { SessionResult } from './session.ts'
-
-/** Changes merged per `replica.apply` call: big enough to amortise the store write, small enough to interleave. */
-export const APPLY_BATCH = 1000
 
 /**
  * Target size of an `entries` frame, bytes (frames may not exceed `maxFrameBytes` either). Smaller
