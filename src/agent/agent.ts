@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, listen } from '../http/index.ts'
 import type { FailureDetector, Heartbeat, InstanceProber } from '../liveness/index.ts'
@@ -11,6 +12,7 @@ import { loadOrCreatePeerKey } from '../p2p/peer-key.ts'
 import type { AntiEntropy } from '../p2p/sync/index.ts'
 import { HybridClock } from '../replica/hlc.ts'
 import { LevelStore } from '../replica/level-store.ts'
+import { nodeSigner } from '../replica/node-signature.ts'
 import { Replica } from '../replica/replica.ts'
 import type { Logger } from '../support/logger.ts'
 import { startInOrder, stopInReverse } from '../support/startable.ts'
@@ -56,11 +58,13 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     )
   }
   const clock = new HybridClock({ nodeId, maxDriftMs: config.maxDriftMs })
+  const privateKey = await loadOrCreatePeerKey(config.dataDir)
   const replica = await Replica.open({
     store,
     clock,
     tombstoneGraceMs: config.tombstoneGraceMs,
     maxEntities: config.maxEntities,
+    signer: nodeSigner(nodeId, peerIdFromPrivateKey(privateKey).toString(), privateKey.raw),
     log: log.child({ unit: 'replica' }),
   })
   log.info(
@@ -69,7 +73,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
   )
 
   const libp2p = await createP2PNode({
-    privateKey: await loadOrCreatePeerKey(config.dataDir),
+    privateKey,
     listen: config.p2pListen,
     mdns: config.mdns,
     ...(config.clusterKey === undefined ? {} : { clusterKey: config.clusterKey }),

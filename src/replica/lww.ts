@@ -2,7 +2,7 @@ import { type Change, encodeEntry } from './change.ts'
 import { compareVersions } from './version.ts'
 
 /** What the merge order reads of a change. */
-export type Ordered = Pick<Change, 'version' | 'basedOn' | 'value'>
+export type Ordered = Pick<Change, 'kind' | 'version' | 'basedOn' | 'value'>
 
 /**
  * The merge order: the one function that decides which of two changes of one entity wins. Every path
@@ -14,6 +14,9 @@ export type Ordered = Pick<Change, 'version' | 'basedOn' | 'value'>
  *   sorts right after the write it is based on, and among status writes of that registration by its own
  *   version. So it beats the registration and earlier statuses of it, but loses to any later plain write,
  *   whatever the clocks say: a probe cannot resurrect an instance deleted anywhere.
+ * - Among writes of a node record, signed records and deletes sort above unsigned records (written by
+ *   agents of a release before records were signed, or forged), whatever the versions: once a node
+ *   signs, nothing unsigned overrides its record, and an operator's delete still removes it.
  * - Two different changes with the same key can only meet if one node reused a clock reading (it lost
  *   its data dir and its clock went back); the larger encoded bytes win, so even that merges alike
  *   everywhere.
@@ -29,6 +32,10 @@ export function compareChanges(
   b: Ordered,
   bytes: (change: Ordered) => string = encodeEntry,
 ): number {
+  if (a.kind === 'node') {
+    const byRank = nodeRank(a) - nodeRank(b)
+    if (byRank !== 0) return byRank
+  }
   const primary = compareVersions(a.basedOn ?? a.version, b.basedOn ?? b.version)
   if (primary !== 0) return primary
   const rankA = a.basedOn === undefined ? 0 : 1
@@ -43,4 +50,9 @@ export function compareChanges(
   const bytesB = bytes(b)
   if (bytesA === bytesB) return 0
   return bytesA < bytesB ? -1 : 1
+}
+
+/** 1 for a signed node record or a delete, 0 for an unsigned record (`replica/node-signature.ts`). */
+function nodeRank(change: Ordered): number {
+  return change.value === null || (change.value as { signature?: unknown }).signature !== undefined ? 1 : 0
 }

@@ -14,6 +14,7 @@ import { DigestTree, LEAF_COUNT, leafOf } from './digest.ts'
 import type { HybridClock } from './hlc.ts'
 import { type InstanceFilter, InstanceIndex } from './indexes.ts'
 import { compareChanges } from './lww.ts'
+import { checkNodeSignature, isSignedNodeRecord, type NodeSigner } from './node-signature.ts'
 import type { ReplicaStore } from './store.ts'
 import { byId } from './value-index.ts'
 
@@ -23,7 +24,9 @@ import { byId } from './value-index.ts'
  * - `stale`: the replica already holds a newer version of that entity.
  * - `duplicate`: the replica already holds exactly this change.
  * - `rejected-drift`: its clock is further ahead of ours than the maximum drift.
- * - `rejected-owner`: a put of a node record by some other node (only a node writes its own record).
+ * - `rejected-owner`: a put of a node record by some other node (only a node writes its own record),
+ *   or signed with another key than the node's record held here (a change of key needs a delete first).
+ * - `rejected-signature`: a node record whose signature does not verify.
  * - `rejected-quota`: it would add an entity of a kind that already has `maxEntities` entries.
  * - `expired`: a tombstone older than the grace period for an entity we do not hold.
  */
@@ -33,6 +36,7 @@ export const APPLY_OUTCOMES = [
   'duplicate',
   'rejected-drift',
   'rejected-owner',
+  'rejected-signature',
   'rejected-quota',
   'expired',
 ] as const
@@ -79,6 +83,8 @@ export interface ReplicaInit {
   log: Logger
   /** Most entries (entities and tombstones) held per kind; a change adding one more is refused. @default DEFAULT_MAX_ENTITIES */
   maxEntities?: number
+  /** Signs this node's own record (`node-signature.ts`); without one, records are written unsigned. */
+  signer?: NodeSigner
 }
 
 /** Where merged changes came from: local writes are gossiped, the others were heard from peers. */
@@ -122,6 +128,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   readonly #store: ReplicaStore
   readonly #now: () => number
   readonly #log: Logger
+  readonly #signer: NodeSigner | undefined
   readonly #held = new Map<string, Held>()
   readonly #leafKeys: Array<Set<string>> = Array.from({ length: LEAF_COUNT }, () => new Set())
   readonly #tombstones = new Set<string>()
@@ -141,6 +148,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     this.maxEntities = init.maxEntities ?? DEFAULT_MAX_ENTITIES
     this.#now = init.now ?? Date.now
     this.#log = init.log
+    this.#signer = init.signer
   }
 
   /** Opens the store and loads every entry into memory; the clock is raised above all stored versions. */
@@ -174,7 +182,10 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   /** A local write of a whole entity. Resolves once durable, with the change to gossip. */
   put(kind: EntityKind, value: Entity): Promise<Change> {
     return this.#serial(async () => {
-      const change: Change = { kind, id: value.id, version: await this.clock.next(), value }
+      const version = await this.clock.next()
+      const own = kind === 'node' && this.#signer !== undefined && value.id === this.#signer.nodeId
+      const signed = own ? this.#signer!.sign(value as Node, version) : value
+      const change: Change = { kind, id: value.id, version, value: signed }
       const [outcome] = await this.#merge([change], 'local')
       if (outcome === 'rejected-quota') throw new QuotaError(kind, this.maxEntities)
       if (outcome !== 'applied') throw new Error(`local write of ${kind} ${value.id} was ${outcome}`)
@@ -333,8 +344,11 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     // New keys staged in this batch, per kind, for the quota.
     const added: Partial<Record<EntityKind, number>> = {}
     const outcomes = changes.map((change): ApplyOutcome => {
-      if (change.kind === 'node' && change.value !== null && change.version.node !== change.id) {
-        return 'rejected-owner'
+      const key = entityKey(change.kind, change.id)
+      const current = staged.has(key) ? staged.get(key) : this.#held.get(key)
+      if (change.kind === 'node' && change.value !== null) {
+        const verdict = checkNodeRecord(change, current?.change)
+        if (verdict !== 'ok') return verdict
       }
       if (source === 'local') {
         // Our own versions pass the range checks a peer applies (decodeChange); the drift bound is a
@@ -343,8 +357,6 @@ export class Replica extends EventEmitter<ReplicaEvents> {
       } else if (this.clock.receive(change.version) === 'rejected-drift') {
         return 'rejected-drift'
       }
-      const key = entityKey(change.kind, change.id)
-      const current = staged.has(key) ? staged.get(key) : this.#held.get(key)
       let encoded: string | undefined
       if (current) {
         // Bytes are only needed on a tie; the ones computed for ours are kept for the store write.
@@ -445,4 +457,27 @@ export class Replica extends EventEmitter<ReplicaEvents> {
       }
     }
   }
+}
+
+/**
+ * The rules for a put of a node record, besides the merge order: only the node writes it (its id is
+ * the version's writer), a signature must verify, and a signed record must be signed with the key of
+ * the signed record held (trust on first use: a node that changed its key is deleted by an operator,
+ * then accepted afresh).
+ */
+function checkNodeRecord(change: Change, held: Change | undefined): ApplyOutcome | 'ok' {
+  if (change.version.node !== change.id) return 'rejected-owner'
+  const record = change.value as Node
+  const signature = checkNodeSignature(record, change.version)
+  if (signature === 'invalid') return 'rejected-signature'
+  const heldRecord = held?.value as Node | null | undefined
+  if (
+    signature === 'valid' &&
+    heldRecord &&
+    isSignedNodeRecord(heldRecord) &&
+    heldRecord.peerId !== record.peerId
+  ) {
+    return 'rejected-owner'
+  }
+  return 'ok'
 }

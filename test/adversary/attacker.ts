@@ -4,6 +4,7 @@
  * tests point it at a real in-process cluster and check that the cluster holds.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
 import { CHANGES_TOPIC } from '../../src/model/wire.ts'
 import { createP2PNode, type RegistryLibp2p } from '../../src/p2p/libp2p-node.ts'
 import { AntiEntropy, type SyncReport } from '../../src/p2p/sync/index.ts'
@@ -17,6 +18,8 @@ export const CLUSTER_KEY = 'adversary-tests-cluster-key'
 
 export interface Attacker {
   node: RegistryLibp2p
+  /** Its libp2p key: it may sign with it, as any member can sign its own records. */
+  key: PrivateKey
   /** The attacker's own replica, which it pushes to agents through anti-entropy. */
   replica: Replica
   /** Connects to every agent and waits until each sees the attacker on the changes topic. */
@@ -31,8 +34,9 @@ export interface Attacker {
 }
 
 export async function startAttacker(): Promise<Attacker> {
+  const key = await generateKeyPair('Ed25519')
   const node = await createP2PNode({
-    privateKey: await generateKeyPair('Ed25519'),
+    privateKey: key,
     listen: ['/ip4/127.0.0.1/tcp/0'],
     clusterKey: CLUSTER_KEY,
   })
@@ -46,6 +50,7 @@ export async function startAttacker(): Promise<Attacker> {
   const encoder = new TextEncoder()
   return {
     node,
+    key,
     replica,
     async join(agents) {
       for (const agent of agents) {

@@ -15,6 +15,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CHANGES_TOPIC } from '../../src/model/wire.ts'
 import { GOSSIP_SCORE_THRESHOLDS } from '../../src/p2p/libp2p-node.ts'
+import { nodeSigner } from '../../src/replica/node-signature.ts'
 import { MAX_COUNTER } from '../../src/replica/version.ts'
 import { definition } from '../replica/fixtures.ts'
 import {
@@ -86,6 +87,34 @@ describe('a misbehaving member of the cluster', () => {
     )
     await waitConverged(cluster.agents)
     for (const x of cluster.agents) expect(x.gossip.stats.outcomes['rejected-drift'] ?? 0).toBe(0)
+  })
+
+  it('cannot rewrite another node’s record, unsigned or signed with its own key', async () => {
+    const victim = cluster.agents[1]!
+    const held = victim.replica.get('node', victim.nodeId)!
+    const forged = { ...held, url: 'http://127.6.6.6:11337', multiaddrs: ['/ip4/127.6.6.6/tcp/11338'] }
+    const version = { ts: Date.now() + 4_000, c: 0, node: victim.nodeId }
+    const { signature: _dropped, ...unsigned } = forged as typeof forged & { signature?: string }
+    const ownKey = nodeSigner(victim.nodeId, attacker.node.peerId.toString(), attacker.key.raw)
+    const signedByAttacker = ownKey.sign({ ...unsigned, peerId: attacker.node.peerId.toString() }, version)
+    await attacker.publishChanges([{ kind: 'node', id: victim.nodeId, version, value: unsigned }])
+    await attacker.publishChanges([
+      { kind: 'node', id: victim.nodeId, version: { ...version, c: 1 }, value: signedByAttacker },
+    ])
+    // Tampered: the victim's signature over other content.
+    await attacker.publishChanges([
+      { kind: 'node', id: victim.nodeId, version: { ...version, c: 2 }, value: forged },
+    ])
+    await waitFor('every agent to have refused the three forgeries', () =>
+      cluster.agents.every((x) => {
+        const o = x.gossip.stats.outcomes
+        return (o.stale ?? 0) + (o['rejected-owner'] ?? 0) + (o['rejected-signature'] ?? 0) >= 3
+      }),
+    )
+    for (const x of cluster.agents) {
+      expect(x.replica.get('node', victim.nodeId)?.url).toBe(held.url)
+      expect(x.replica.get('node', victim.nodeId)?.peerId).toBe(victim.libp2p.peerId.toString())
+    }
   })
 
   it('cannot make an agent hold more than OB_MAX_ENTITIES of a kind, by anti-entropy or by gossip', async () => {

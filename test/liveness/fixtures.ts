@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { PeerId } from '@libp2p/interface'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { pino } from 'pino'
@@ -16,6 +16,7 @@ import type { Node } from '../../src/model/index.ts'
 import type { BeatChannelEvents } from '../../src/p2p/beat-channel.ts'
 import { HybridClock } from '../../src/replica/hlc.ts'
 import { MemoryStore } from '../../src/replica/memory-store.ts'
+import { type NodeSigner, nodeSigner } from '../../src/replica/node-signature.ts'
 import { Replica } from '../../src/replica/replica.ts'
 import type { Logger } from '../../src/support/logger.ts'
 
@@ -25,14 +26,24 @@ export function testLogger(): Logger {
 }
 
 /** A replica in memory whose clock follows Date.now (so fake timers move it). */
-export function memoryReplica(nodeId: string): Promise<Replica> {
+export function memoryReplica(nodeId: string, signer?: NodeSigner): Promise<Replica> {
   const now = () => Date.now()
   return Replica.open({
     store: new MemoryStore(),
     clock: new HybridClock({ nodeId, now }),
     now,
     log: testLogger(),
+    ...(signer === undefined ? {} : { signer }),
   })
+}
+
+/** A node's libp2p key, its peer id and the signer of its records, as an agent has them. */
+export async function nodeIdentity(
+  nodeId: string,
+): Promise<{ key: PrivateKey; peerId: PeerId; signer: NodeSigner }> {
+  const key = await generateKeyPair('Ed25519')
+  const peerId = peerIdFromPrivateKey(key)
+  return { key, peerId, signer: nodeSigner(nodeId, peerId.toString(), key.raw) }
 }
 
 export async function randomPeerId(): Promise<PeerId> {

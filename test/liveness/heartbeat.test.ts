@@ -11,6 +11,7 @@ import {
 import type { GpuInfo } from '../../src/liveness/nvidia-smi.ts'
 import type { Node } from '../../src/model/index.ts'
 import { MAX_BEAT_BYTES } from '../../src/model/wire.ts'
+import { checkNodeSignature } from '../../src/replica/node-signature.ts'
 import type { Replica } from '../../src/replica/replica.ts'
 import { compareVersions } from '../../src/replica/version.ts'
 import {
@@ -18,6 +19,7 @@ import {
   fakeHeartbeatLibp2p,
   fakeResources,
   memoryReplica,
+  nodeIdentity,
   randomPeerId,
   testLogger,
 } from './fixtures.ts'
@@ -34,10 +36,10 @@ const GPU: GpuInfo = {
 }
 
 async function setup(init: HeartbeatInit = {}) {
-  const peerId = await randomPeerId()
+  const { peerId, signer } = await nodeIdentity('node-a')
   const libp2p = fakeHeartbeatLibp2p(peerId)
   const beats = fakeBeatSink()
-  const replica = await memoryReplica('node-a')
+  const replica = await memoryReplica('node-a', signer)
   const resources = fakeResources()
   const self: NodeSelf = { id: 'node-a', url: 'http://node-a.test:11337', region: 'eu-1' }
   const hb = new Heartbeat(
@@ -47,7 +49,7 @@ async function setup(init: HeartbeatInit = {}) {
   const writes: Array<{ reason: RecordReason; node: Node }> = []
   hb.on('record', (node, reason) => writes.push({ reason, node }))
   const localNodeWrites = () => writes.length
-  return { hb, libp2p, beats, replica, resources, self, writes, peerId, localNodeWrites }
+  return { hb, libp2p, beats, replica, resources, self, writes, peerId, signer, localNodeWrites }
 }
 
 describe('Heartbeat', () => {
@@ -83,7 +85,9 @@ describe('Heartbeat', () => {
       gpus: [],
       multiaddrs: [`/ip4/127.0.0.1/tcp/11338/p2p/${s.peerId}`],
       peerId: s.peerId.toString(),
+      signature: expect.any(String),
     })
+    expect(checkNodeSignature(record, s.replica.entry('node/node-a')!.version)).toBe('valid')
     expect(s.beats.sent).toHaveLength(1)
 
     await vi.advanceTimersByTimeAsync(20 * HB)
@@ -148,13 +152,12 @@ describe('Heartbeat', () => {
     expect(back.value).not.toBeNull()
     expect(compareVersions(back.version, deleted!.version)).toBeGreaterThan(0)
 
-    // A second agent with our node id (or our own past) wrote our record: write ours over it, but at
-    // most once per heartbeat, so two such agents do not fight at gossip speed.
-    const foreign = { ...s.replica.get('node', 'node-a')!, url: 'http://impostor:1' }
-    await s.replica.apply(
-      [{ kind: 'node', id: 'node-a', version: { ts: Date.now() + 1, c: 0, node: 'node-a' }, value: foreign }],
-      'gossip',
-    )
+    // Our own past (an earlier process with our key, or a second agent with a copy of our data dir)
+    // wrote our record: write ours over it, but at most once per heartbeat, so two such agents do not
+    // fight at gossip speed. (Anyone else's write of our record is refused: it is signed.)
+    const version = { ts: Date.now() + 1, c: 0, node: 'node-a' }
+    const foreign = s.signer.sign({ ...s.replica.get('node', 'node-a')!, url: 'http://impostor:1' }, version)
+    await s.replica.apply([{ kind: 'node', id: 'node-a', version, value: foreign }], 'gossip')
     await vi.advanceTimersByTimeAsync(0)
     expect(s.replica.get('node', 'node-a')?.url).toBe('http://impostor:1')
     await vi.advanceTimersByTimeAsync(1.1 * HB)

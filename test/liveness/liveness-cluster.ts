@@ -1,4 +1,3 @@
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import { type AgentUnits, buildUnits } from '../../src/agent/units.ts'
 import {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -13,7 +12,7 @@ import type { Replica } from '../../src/replica/replica.ts'
 import type { Logger } from '../../src/support/logger.ts'
 import { startInOrder, stopInReverse } from '../../src/support/startable.ts'
 import { waitFor } from '../support/wait.ts'
-import { memoryReplica, testLogger } from './fixtures.ts'
+import { memoryReplica, nodeIdentity, testLogger } from './fixtures.ts'
 
 /** One agent's units, wired as the agent wires them (`buildUnits`), on a memory replica. */
 export interface LivenessNode extends AgentUnits {
@@ -35,11 +34,9 @@ export async function startLivenessNode(
   { startHeartbeat = false }: { startHeartbeat?: boolean } = {},
 ): Promise<LivenessNode> {
   const log = testLogger().child({ node: id })
-  const libp2p = await createP2PNode({
-    privateKey: await generateKeyPair('Ed25519'),
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-  })
-  const replica = await memoryReplica(id)
+  const { key, signer } = await nodeIdentity(id)
+  const libp2p = await createP2PNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
+  const replica = await memoryReplica(id, signer)
   const units = buildUnits(
     {
       nodeId: id,

@@ -43,6 +43,7 @@ export async function openReplica(
     log: init.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     ...(init.tombstoneGraceMs === undefined ? {} : { tombstoneGraceMs: init.tombstoneGraceMs }),
     ...(init.maxEntities === undefined ? {} : { maxEntities: init.maxEntities }),
+    ...(init.signer === undefined ? {} : { signer: init.signer }),
   })
 }
 

@@ -1,10 +1,13 @@
 import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import type { Change } from '../../src/replica/change.ts'
 import { HybridClock } from '../../src/replica/hlc.ts'
 import { LevelStore } from '../../src/replica/level-store.ts'
 import { MemoryStore } from '../../src/replica/memory-store.ts'
+import { nodeSigner } from '../../src/replica/node-signature.ts'
 import { definition, instance, NOW, openReplica, storedEntries, withTempDir } from './fixtures.ts'
 
 const v = (ts: number, node = 'node-b', c = 0) => ({ ts, c, node })
@@ -64,9 +67,16 @@ describe('Replica', () => {
     expect(replica.nodeByUrl('http://b:11337')?.id).toBe('node-b')
     expect(await replica.remove('node', 'node-b')).toMatchObject({ value: null })
     expect(replica.nodes()).toEqual([])
-    // The node's next heartbeat overrides the admin delete.
+    // An unsigned record (an agent of a release before records were signed) does not override a delete.
     expect(
       await replica.apply([{ kind: 'node', id: 'node-b', version: v(NOW + 1, 'node-b'), value: record }]),
+    ).toEqual(['stale'])
+    // The node's next (signed) heartbeat does.
+    const key = await generateKeyPair('Ed25519')
+    const signer = nodeSigner('node-b', peerIdFromPrivateKey(key).toString(), key.raw)
+    const signed = signer.sign({ ...record, peerId: signer.peerId }, v(NOW + 2, 'node-b'))
+    expect(
+      await replica.apply([{ kind: 'node', id: 'node-b', version: v(NOW + 2, 'node-b'), value: signed }]),
     ).toEqual(['applied'])
     expect(replica.nodes(['node-b', 'unknown']).map((n) => n.id)).toEqual(['node-b'])
   })
