@@ -78,8 +78,10 @@ function lastSeenOf(t: Tracked): number {
   return Math.max(t.recordMs ?? NEVER, t.lastBeatMs ?? NEVER, t.relayedMs ?? NEVER)
 }
 
-function recordPeerId(node: Node | undefined): string | undefined {
-  return typeof node?.peerId === 'string' ? node.peerId : undefined
+/** The peer id in `nodeId`'s record, if we hold one: the only peer whose beats speak for that node. */
+function expectedPeerIdOf(replica: Pick<Replica, 'get'>, nodeId: string): string | undefined {
+  const peerId = replica.get('node', nodeId)?.peerId
+  return typeof peerId === 'string' ? peerId : undefined
 }
 
 /**
@@ -322,7 +324,11 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> impleme
     t.beatPeerId = from
     t.newestT = Math.max(t.newestT, beat.t)
     this.#evaluate(t, now)
-    if (beat.h !== undefined) this.#learnRelays(beat.n, beat.h, now)
+    // Relays only from a node whose record we hold and whose peer id it names: a peer with no record
+    // (anyone holding the cluster key) cannot keep a dead node alive with made-up beat times.
+    if (beat.h !== undefined && expectedPeerIdOf(this.#components.replica, beat.n) === from) {
+      this.#learnRelays(beat.n, beat.h, now)
+    }
     this.#compareDigest(t, beat, from)
     return outcome
   }
@@ -344,7 +350,7 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> impleme
       }
       return 'ignored-self'
     }
-    const expected = recordPeerId(this.#components.replica.get('node', beat.n))
+    const expected = expectedPeerIdOf(this.#components.replica, beat.n)
     const t = this.#tracked.get(beat.n)
     if (expected !== undefined && expected !== from) return 'ignored-peer-mismatch'
     if (

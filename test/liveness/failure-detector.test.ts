@@ -244,9 +244,21 @@ describe('FailureDetector', () => {
 
   it('counts a relay of a newer beat as hearing from its node, and relays what it believes alive', async () => {
     const [peerB, peerC] = await Promise.all([randomPeerId(), randomPeerId()])
-    s = await setup({}, (replica) =>
-      receiveRecord(replica, nodeRecord('node-d', NOW - 60_000, { peerId: 'somebody' }), NOW - 60_000),
-    )
+    const peerX = await randomPeerId()
+    s = await setup({}, async (replica) => {
+      await receiveRecord(replica, nodeRecord('node-d', NOW - 60_000, { peerId: 'somebody' }), NOW - 60_000)
+      await receiveRecord(replica, nodeRecord('node-b', NOW, { peerId: peerB.toString() }), NOW)
+    })
+    expect(s.fd.status('node-d')).toBe('suspect')
+    // A peer with no record (anyone with the cluster key) is heard, but its relays are not believed.
+    const fromNobody = encodeBeat({
+      n: 'node-y',
+      t: Date.now(),
+      s: 0,
+      d: '0'.repeat(16),
+      h: { 'node-d': 400 },
+    })
+    expect(s.fd.receive(peerX.toString(), fromNobody)).toBe('accepted')
     expect(s.fd.status('node-d')).toBe('suspect')
     let seq = 0
     const relaying = (h: Record<string, number>) =>
@@ -261,7 +273,7 @@ describe('FailureDetector', () => {
     expect(s.fd.status('node-x')).toBeUndefined()
     expect(s.events.at(-1)).toMatchObject({ event: 'node:alive', nodeId: 'node-d', previous: 'suspect' })
     // What we relay: each node we believe alive, with the newest beat time we know of.
-    expect(s.fd.relays()).toEqual({ 'node-b': NOW, 'node-d': 500 })
+    expect(s.fd.relays()).toEqual({ 'node-b': NOW, 'node-d': 500, 'node-y': NOW })
     // Newer beats keep it alive, relayed for as long as node-d beats.
     for (let i = 1; i <= 5; i++) {
       await vi.advanceTimersByTimeAsync(HB)
