@@ -86,6 +86,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
       probeIntervalMs: config.probeIntervalMs,
       maxDriftMs: config.maxDriftMs,
       peers: config.peers,
+      probeNetworks: config.probeNetworks,
       dataDir: config.dataDir,
       ...(config.availabilityZone === undefined ? {} : { availabilityZone: config.availabilityZone }),
       ...(config.region === undefined ? {} : { region: config.region }),

@@ -1,7 +1,7 @@
 import { homedir, hostname } from 'node:os'
 import { join } from 'node:path'
 import { DEFAULT_BODY_LIMIT_BYTES } from '../http/index.ts'
-import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PROBE_INTERVAL_MS } from '../liveness/index.ts'
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PROBE_INTERVAL_MS, ProbeNetworks } from '../liveness/index.ts'
 import { isIdentifier } from '../model/index.ts'
 import { DEFAULT_MAX_DRIFT_MS } from '../replica/hlc.ts'
 import { DEFAULT_MAX_ENTITIES, DEFAULT_TOMBSTONE_GRACE_MS } from '../replica/replica.ts'
@@ -48,6 +48,8 @@ export interface AgentConfig {
   region: string | undefined
   /** How often this agent TCP-probes each instance it owns (nodeUrl = its URL), ms. @default DEFAULT_PROBE_INTERVAL_MS */
   probeIntervalMs: number
+  /** Networks (CIDRs) the agent may probe; empty: any. @default any */
+  probeNetworks: string[]
 }
 
 export class ConfigError extends Error {
@@ -278,6 +280,23 @@ export const OPTIONS = [
     default: String(DEFAULT_PROBE_INTERVAL_MS),
     description: 'How often the agent TCP-probes each instance registered on it (its nodeUrl).',
     parse: integer(100, 3_600_000, DEFAULT_PROBE_INTERVAL_MS),
+  }),
+  option({
+    key: 'probeNetworks',
+    env: 'OB_PROBE_NETWORKS',
+    flag: '--probe-networks',
+    default: 'any',
+    description:
+      'Networks the agent may probe, comma-separated CIDRs (e.g. 10.0.0.0/8); an instance outside them is marked Error, not probed.',
+    parse: (raw, name) => {
+      const cidrs = list(raw)
+      try {
+        new ProbeNetworks(cidrs)
+      } catch (err) {
+        throw new ConfigError(`${name}: ${(err as Error).message}`)
+      }
+      return cidrs
+    },
   }),
 ] as const
 

@@ -5,6 +5,7 @@ import {
   Heartbeat,
   type HeartbeatInit,
   InstanceProber,
+  ProbeNetworks,
   resolveThresholds,
 } from '../liveness/index.ts'
 import { MAX_BEAT_BYTES } from '../model/wire.ts'
@@ -26,6 +27,8 @@ export interface UnitSettings {
   maxDriftMs: number
   /** Seed peers: multiaddrs or host:port. */
   peers: readonly string[]
+  /** Networks (CIDRs) the prober may connect to; empty or absent: any. */
+  probeNetworks?: readonly string[]
   /** Where the heartbeat keeps its state across restarts; none keeps nothing. */
   dataDir?: string
   availabilityZone?: string
@@ -103,7 +106,12 @@ export function buildUnits(settings: UnitSettings, { libp2p, replica, log }: Uni
   // Only this agent probes the instances whose nodeUrl is its URL: N agents never probe one instance N times.
   const prober = new InstanceProber(
     { intervalMs: settings.probeIntervalMs },
-    { replica, log: log.child({ unit: 'instance-probe' }), selfUrl },
+    {
+      replica,
+      log: log.child({ unit: 'instance-probe' }),
+      selfUrl,
+      networks: new ProbeNetworks(settings.probeNetworks ?? []),
+    },
   )
   // A peer whose beats carry another digest than ours holds changes we lack (or lacks ours): sync now
   // rather than at the next periodic round. Only once writes have settled: while changes are still

@@ -77,6 +77,7 @@ export {
   type NodeSelf,
 } from './node-record.ts'
 export { type GpuInfo, parseNvidiaSmi } from './nvidia-smi.ts'
+export { ProbeNetworks } from './probe-networks.ts'
 export {
   DEFAULT_PROBE_PORTS,
   type ProbeTarget,

@@ -9,6 +9,7 @@ import { InitError, positiveMs } from '../support/init-error.ts'
 import { jittered } from '../support/jitter.ts'
 import type { Logger } from '../support/logger.ts'
 import type { Startable } from '../support/startable.ts'
+import type { ProbeNetworks } from './probe-networks.ts'
 import { type ProbeTarget, probeTargetOf, type TcpProbe, targetKey, tcpProbe } from './tcp-probe.ts'
 
 export const DEFAULT_PROBE_INTERVAL_MS = 5000
@@ -64,6 +65,8 @@ export interface InstanceProberComponents {
   now?: () => number
   /** Host name resolution for probes. @default dns.lookup */
   lookup?: LookupFunction
+  /** Where probes may connect (`OB_PROBE_NETWORKS`). @default anywhere */
+  networks?: ProbeNetworks
 }
 
 /** A status a probe can find (`Unknown` is only ever set by registration). */
@@ -330,12 +333,17 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
       this.#settle(target, address, { id: target.id, status: 'Error', ms: 0, details: address.problem })
       return
     }
+    const refusal = this.#components.networks?.refusal(address.host)
+    if (refusal !== undefined) {
+      this.#settle(target, address, { id: target.id, status: 'Error', ms: 0, details: refusal })
+      return
+    }
     target.state = 'probing'
     this.#inFlight++
     const probe = tcpProbe(address, {
       timeoutMs: this.timeoutMs,
       now: this.#now,
-      lookup: this.#components.lookup,
+      lookup: this.#components.networks?.filterLookup(this.#components.lookup) ?? this.#components.lookup,
     })
     target.probe = probe
     this.#hold(

@@ -38,6 +38,17 @@ describe('agent configuration', () => {
     expect(() => loadConfig({}, env)).toThrow(message)
   })
 
+  it('takes the probe networks as CIDRs and names a bad one', () => {
+    expect(loadConfig({}, { OB_PROBE_NETWORKS: '10.0.0.0/8, fd00::/8' }).probeNetworks).toEqual([
+      '10.0.0.0/8',
+      'fd00::/8',
+    ])
+    expect(loadConfig({}, {}).probeNetworks).toEqual([])
+    expect(() => loadConfig({}, { OB_PROBE_NETWORKS: '10.0.0.0/8,lan' })).toThrow(
+      'OB_PROBE_NETWORKS: "lan" is not a network in CIDR form (e.g. 10.0.0.0/8 or fd00::/8)',
+    )
+  })
+
   it('names the flag when the bad value came from a flag', () => {
     expect(() => loadConfig({ heartbeatIntervalMs: '5' }, {})).toThrow('--heartbeat-ms must be an integer')
   })

@@ -9,6 +9,7 @@ import {
   type InstanceProberInit,
   type InstanceStatusChange,
   normaliseNodeUrl,
+  ProbeNetworks,
   probeTargetOf,
 } from '../../src/liveness/index.ts'
 import { type Instance, instanceFromRegistration } from '../../src/model/index.ts'
@@ -120,6 +121,39 @@ describe('InstanceProber', () => {
         ['Healthy', 'Unreachable'],
       ])
     })
+  })
+
+  it('probes only inside OB_PROBE_NETWORKS: an address outside is marked Error, not connected to', async () => {
+    const replica = await memoryReplica('node-a')
+    const server = await listening()
+    let connections = 0
+    server.server.on('connection', () => connections++)
+    const inside = await register(replica, `http://127.0.0.1:${server.port}`)
+    const outside = await register(replica, `http://127.0.1.7:${server.port}`)
+    // A name that resolves outside is not connected to either.
+    const named = await register(replica, `http://named.test:${server.port}`)
+    const lookup = ((_host: string, options: { all?: boolean }, callback: (...a: unknown[]) => void) =>
+      options.all
+        ? callback(null, [{ address: '127.0.1.8', family: 4 }])
+        : callback(null, '127.0.1.8', 4)) as unknown as LookupFunction
+    const { p } = prober(replica, {}, { networks: new ProbeNetworks(['127.0.0.0/24']), lookup })
+    p.start()
+    await waitFor(
+      'all three settled',
+      () => [inside, outside, named].every((i) => status(replica, i.id) !== 'Unknown'),
+      WAIT,
+    )
+    expect(status(replica, inside.id)).toBe('Healthy')
+    expect(replica.get('instance', outside.id)).toMatchObject({
+      status: 'Error',
+      details: 'not probed: 127.0.1.7 is outside OB_PROBE_NETWORKS (127.0.0.0/24)',
+    })
+    expect(replica.get('instance', named.id)).toMatchObject({
+      status: 'Unreachable',
+      details: 'not probed: named.test resolves only outside OB_PROBE_NETWORKS (127.0.0.0/24)',
+    })
+    expect(connections).toBeGreaterThan(0)
+    expect(() => new ProbeNetworks(['10.0.0.0/33'])).toThrow('"10.0.0.0/33" is not a network in CIDR form')
   })
 
   it('probes only instances whose nodeUrl is this node, and follows re-homing', async () => {
