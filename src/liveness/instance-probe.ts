@@ -185,6 +185,8 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
     dropped: 0,
   }
   readonly #components: InstanceProberComponents
+  /** Name resolution for probes, keeping only addresses inside the probe networks. */
+  readonly #lookup: LookupFunction | undefined
   readonly #log: Logger
   readonly #self: string
   readonly #now: () => number
@@ -215,6 +217,7 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
     }
     this.concurrency = concurrency
     this.#components = components
+    this.#lookup = components.networks?.filterLookup(components.lookup) ?? components.lookup
     this.#log = components.log
     this.#self = normaliseNodeUrl(components.selfUrl)
     this.#now = components.now ?? (() => performance.now())
@@ -343,7 +346,7 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
     const probe = tcpProbe(address, {
       timeoutMs: this.timeoutMs,
       now: this.#now,
-      lookup: this.#components.networks?.filterLookup(this.#components.lookup) ?? this.#components.lookup,
+      lookup: this.#lookup,
     })
     target.probe = probe
     this.#hold(

@@ -42,6 +42,20 @@ for (;;) {
   console.log((performance.now() - started).toFixed(2))
 }`
 
+/** `count` raw TCP connections that read (and drop) whatever they get, each noting when it closes. */
+function openSockets(host: string, port: number, count: number): Array<{ socket: Socket; closed: boolean }> {
+  return Array.from({ length: count }, () => {
+    const socket = connect(port, host)
+    const entry = { socket, closed: false }
+    socket.on('error', () => undefined)
+    socket.on('close', () => {
+      entry.closed = true
+    })
+    socket.resume()
+    return entry
+  })
+}
+
 /** The gossipsub score an agent gives the attacker (gossipsub's API, not libp2p's PubSub interface). */
 function scoreOf(agent: TestAgent, attacker: Attacker): number {
   const pubsub = agent.libp2p.services.pubsub as unknown as { getScore(peer: string): number }
@@ -169,18 +183,8 @@ describe('a misbehaving member of the cluster', () => {
   it('cannot hold the HTTP port with slowloris connections', async () => {
     const [a] = cluster.agents
     const { hostname, port } = new URL(a!.httpUrl)
-    const sockets: Array<{ socket: Socket; closed: boolean }> = []
-    for (let i = 0; i < 200; i++) {
-      const socket = connect(Number(port), hostname)
-      const entry = { socket, closed: false }
-      socket.on('error', () => undefined)
-      socket.on('close', () => {
-        entry.closed = true
-      })
-      socket.resume()
-      socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n')
-      sockets.push(entry)
-    }
+    const sockets = openSockets(hostname, Number(port), 200)
+    for (const { socket } of sockets) socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n')
     const trickle = setInterval(() => {
       for (const { socket } of sockets) if (!socket.destroyed) socket.write('X-Slow: 1\r\n')
     }, 1_000)
@@ -198,17 +202,7 @@ describe('a misbehaving member of the cluster', () => {
   it('cannot hold the p2p port with sockets that never do the cluster-key handshake', async () => {
     const [a] = cluster.agents
     const [, , host, , port] = a!.libp2p.getMultiaddrs()[0]!.toString().split('/')
-    const sockets: Array<{ socket: Socket; closed: boolean }> = []
-    for (let i = 0; i < 300; i++) {
-      const socket = connect(Number(port), host)
-      const entry = { socket, closed: false }
-      socket.on('error', () => undefined)
-      socket.on('close', () => {
-        entry.closed = true
-      })
-      socket.resume()
-      sockets.push(entry)
-    }
+    const sockets = openSockets(host!, Number(port), 300)
     try {
       await waitFor('every idle socket closed by the agent', () => sockets.every((s) => s.closed), {
         timeoutMs: 5_000,
