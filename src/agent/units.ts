@@ -67,6 +67,7 @@ export function buildUnits(settings: UnitSettings, { libp2p, replica, log }: Uni
     libp2p,
     replica,
     log: log.child({ unit: 'anti-entropy' }),
+    isMember: (peerId) => replica.nodes().some((node) => node.peerId === peerId),
   })
   const detectorInit = { heartbeatIntervalMs, ...tuning.detector }
   const beats = new BeatChannel(

@@ -32,7 +32,7 @@ export interface GossipInit {
 }
 
 /** Far above what one agent writes (HTTP writes run at a few thousand a second on a laptop). */
-export const DEFAULT_PEER_CHANGE_RATE = { perSecond: 5_000, burst: 20_000 }
+export const DEFAULT_PEER_CHANGE_RATE = { perSecond: 5_000, burst: 10_000 }
 
 export interface GossipComponents {
   libp2p: RegistryLibp2p
@@ -151,22 +151,17 @@ export class Gossip extends EventEmitter<GossipEvents> implements Startable {
   }
 
   readonly #validate = (from: PeerId, message: Message): TopicValidatorResult => {
+    const peer = from.toString()
+    // A message costs its sender one change before it is read (so a flood is dropped cheaply), and the
+    // rest of its changes once decoded.
+    if (!this.#perPeer.take(peer, 1)) return this.#rateLimited(peer)
     try {
       const changes = decodeChangesMessage(message.data, {
         maxMessageBytes: this.#maxMessageBytes,
         maxDriftMs: this.#maxDriftMs,
         nowMs: Date.now(),
       })
-      if (!this.#perPeer.take(from.toString(), changes.length)) {
-        this.stats.rejected['rate-limited']++
-        if (this.stats.rejected['rate-limited'] % 1000 === 1) {
-          this.#components.log.warn(
-            { from: from.toString() },
-            'gossip: a peer sends changes faster than allowed; ignoring some',
-          )
-        }
-        return TopicValidatorResult.Ignore
-      }
+      if (changes.length > 1 && !this.#perPeer.take(peer, changes.length - 1)) return this.#rateLimited(peer)
       this.#decoded.set(message, changes)
       return TopicValidatorResult.Accept
     } catch (err) {
@@ -176,6 +171,17 @@ export class Gossip extends EventEmitter<GossipEvents> implements Startable {
       this.emit('rejected', reason, from.toString())
       return TopicValidatorResult.Reject
     }
+  }
+
+  #rateLimited(peer: string): TopicValidatorResult {
+    this.stats.rejected['rate-limited']++
+    if (this.stats.rejected['rate-limited'] % 1000 === 1) {
+      this.#components.log.warn(
+        { from: peer },
+        'gossip: a peer sends changes faster than allowed; ignoring some',
+      )
+    }
+    return TopicValidatorResult.Ignore
   }
 
   readonly #onMessage = (event: CustomEvent<Message>): void => {

@@ -56,6 +56,8 @@ export interface AntiEntropyInit {
    * @default DEFAULT_MAX_SESSIONS
    */
   maxSessions?: number
+  /** Of those, sessions served to peers that are not known members (`isMember`). @default 4 */
+  maxStrangerSessions?: number
   /** Wall clock for the stale-node rule and `lastContactMs`, ms; tests hand in a fake. @default Date.now */
   now?: () => number
 }
@@ -70,6 +72,12 @@ export interface AntiEntropyComponents {
   libp2p: SyncLibp2p
   replica: SyncReplica
   log: Logger
+  /**
+   * Whether a peer id is a known member (a node record names it). Peers that are not may hold at most
+   * `maxStrangerSessions` of the sessions at once, so identities made up by the dozen cannot take every
+   * slot. @default every peer is a member
+   */
+  isMember?: (peerId: string) => boolean
 }
 
 export interface AntiEntropyEvents {
@@ -113,6 +121,10 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
   readonly #maxFrameBytes: number
   readonly #syncOnConnect: boolean
   readonly #maxSessions: number
+  readonly #maxStrangerSessions: number
+  readonly #isMember: (peerId: string) => boolean
+  /** Peers without a node record that a server session runs with. */
+  readonly #strangers = new Set<string>()
   readonly #self: string
   /** Running sessions by `<role> <peer id>`. */
   readonly #sessions = new Map<string, Session>()
@@ -142,6 +154,8 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
     )
     this.#syncOnConnect = init.syncOnConnect ?? true
     this.#maxSessions = integerAtLeast('maxSessions', init.maxSessions ?? DEFAULT_MAX_SESSIONS, 1)
+    this.#maxStrangerSessions = integerAtLeast('maxStrangerSessions', init.maxStrangerSessions ?? 4, 0)
+    this.#isMember = components.isMember ?? (() => true)
     this.#self = components.libp2p.peerId.toString()
     this.#staleGuard = new StaleNodeGuard({
       replica: components.replica,
@@ -249,7 +263,12 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
       await this.#refuse(raw, peer)
       return
     }
-    await this.#track('server', peer, async () => raw)
+    if (this.#isMember(peer)) {
+      await this.#track('server', peer, async () => raw)
+      return
+    }
+    this.#strangers.add(peer)
+    await this.#track('server', peer, async () => raw).finally(() => this.#strangers.delete(peer))
   }
 
   /**
@@ -259,6 +278,7 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
   #busyWith(peer: string): boolean {
     if (this.#sessions.has(sessionKey('server', peer))) return true
     if (this.#sessions.size >= this.#maxSessions) return true
+    if (this.#strangers.size >= this.#maxStrangerSessions && !this.#isMember(peer)) return true
     // Both sides dialled each other: the session dialled by the smaller peer id goes on.
     return this.#sessions.has(sessionKey('client', peer)) && this.#self < peer
   }

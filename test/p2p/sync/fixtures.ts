@@ -51,7 +51,12 @@ export interface TestPeer {
  */
 export async function startPeer(
   nodeId: string,
-  options: { replica?: Replica; init?: AntiEntropyInit; start?: boolean } = {},
+  options: {
+    replica?: Replica
+    init?: AntiEntropyInit
+    start?: boolean
+    isMember?: (peerId: string) => boolean
+  } = {},
 ): Promise<TestPeer> {
   const node = await startNode()
   const replica = options.replica ?? (await openReplica(nodeId))
@@ -62,6 +67,7 @@ export async function startPeer(
       libp2p: node,
       replica,
       log,
+      ...(options.isMember === undefined ? {} : { isMember: options.isMember }),
     },
   )
   const reports: SyncReport[] = []

@@ -54,6 +54,26 @@ describe('anti-entropy limits', () => {
     second.abort()
   })
 
+  it('keeps sessions for known members when made-up identities hold the slots strangers may use', async () => {
+    const member = await startPeer('node-m')
+    const server = await startPeer('node-s', {
+      init: { maxSessions: 8, maxStrangerSessions: 1, timeoutMs: 5_000 },
+      isMember: (peerId) => peerId === member.node.peerId.toString(),
+    })
+    peers.push(server, member)
+    await seed(server.replica, instancePuts(100))
+    const first = await RawPeer.dial(await attackerOf(server), server.node)
+    first.send({ type: 'hello', digest: OTHER_DIGEST, entries: 1_000 })
+    expect(await first.next()).toMatchObject({ type: 'hello' })
+    const second = await RawPeer.dial(await attackerOf(server), server.node)
+    expect(await second.next()).toEqual({ type: 'error', reason: 'busy' })
+    await connect(member.node, server.node)
+    expect(await member.sync.syncWith(server.node.peerId)).toMatchObject({ outcome: 'repaired' })
+    expect(member.replica.counts().instances).toBe(100)
+    first.abort()
+    second.abort()
+  })
+
   it('ends a session that pushes more entries than a whole replica may hold, and merges none past the limit', async () => {
     const small = await openReplica('node-s', { maxEntities: 20 })
     const server = await startPeer('node-s', { replica: small, init: { timeoutMs: 5_000 } })
