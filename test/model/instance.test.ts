@@ -38,8 +38,8 @@ describe('instanceFromRegistration: address from url', () => {
   })
 
   it('omits a default port and a lone / path, and uses ip for IP literals', () => {
-    const i = register({ slug: 's', url: 'http://10.1.2.3/' })
-    expect(i).toMatchObject({ url: 'http://10.1.2.3/', scheme: 'http', ip: '10.1.2.3' })
+    const i = register({ slug: 's', url: 'http://127.1.2.3/' })
+    expect(i).toMatchObject({ url: 'http://127.1.2.3/', scheme: 'http', ip: '127.1.2.3' })
     expect(i).not.toHaveProperty('host')
     expect(i).not.toHaveProperty('port')
     expect(i).not.toHaveProperty('path')
@@ -47,7 +47,7 @@ describe('instanceFromRegistration: address from url', () => {
 
   it.each([
     ['grpc://orders:50051', { scheme: 'grpc', host: 'orders', port: 50051 }],
-    ['tcp://10.0.0.7:5432', { scheme: 'tcp', ip: '10.0.0.7', port: 5432 }],
+    ['tcp://127.0.0.7:5432', { scheme: 'tcp', ip: '127.0.0.7', port: 5432 }],
     ['http://[2001:db8::1]:8080/api', { scheme: 'http', ip: '2001:db8::1', port: 8080, path: '/api' }],
   ])('accepts any scheme: %s', (url, parts) => {
     expect(register({ slug: 's', url })).toMatchObject({ url, ...parts })
@@ -74,14 +74,14 @@ describe('instanceFromRegistration: address from url', () => {
 
 describe('instanceFromRegistration: ip next to a url', () => {
   it('keeps an ip given next to a host name as extra information', () => {
-    const i = register({ slug: 's', url: 'http://web:8080', ip: '10.0.0.5' })
-    expect(i).toMatchObject({ host: 'web', ip: '10.0.0.5', port: 8080 })
+    const i = register({ slug: 's', url: 'http://web:8080', ip: '127.0.0.5' })
+    expect(i).toMatchObject({ host: 'web', ip: '127.0.0.5', port: 8080 })
   })
 
   it('requires it to match a url whose host is an IP literal', () => {
     expect(register({ slug: 's', url: 'http://[::1]:80', ip: '0:0::1' }).ip).toBe('0:0::1')
     expectFieldError(
-      () => register({ slug: 's', url: 'http://10.0.0.1:80', ip: '10.0.0.2' }),
+      () => register({ slug: 's', url: 'http://127.0.0.1:80', ip: '127.0.0.2' }),
       'instance.ip',
       'instance.ip does not match instance.url',
     )
@@ -93,10 +93,10 @@ describe('instanceFromRegistration: url built from parts', () => {
     [{ scheme: 'http', host: 'web', port: 8080 }, 'http://web:8080'],
     [{ scheme: 'https', host: 'web', port: 443, path: 'api/v1' }, 'https://web:443/api/v1'],
     [{ scheme: 'grpc', host: 'web', port: 9000, path: '/' }, 'grpc://web:9000'],
-    [{ scheme: 'HTTP', ip: '192.168.1.2', port: 80, path: '/x' }, 'http://192.168.1.2:80/x'],
+    [{ scheme: 'HTTP', ip: '127.168.1.2', port: 80, path: '/x' }, 'http://127.168.1.2:80/x'],
     [{ scheme: 'http', ip: '::1', port: 8080, path: '/health' }, 'http://[::1]:8080/health'],
     [{ scheme: 'http', ip: 'fe80::1:2', port: 1 }, 'http://[fe80::1:2]:1'],
-    [{ scheme: 'http', host: 'web', ip: '10.0.0.2', port: 80 }, 'http://web:80'],
+    [{ scheme: 'http', host: 'web', ip: '127.0.0.2', port: 80 }, 'http://web:80'],
   ])('%j → %s', (parts, url) => {
     const i = register({ slug: 's', ...parts })
     expect(i.url).toBe(url)
@@ -208,7 +208,7 @@ describe('instanceFromRegistration: errors name the field', () => {
     ],
     [
       'bad ip',
-      { slug: 's', scheme: 'http', ip: '10.0.0.300', port: 1 },
+      { slug: 's', scheme: 'http', ip: '127.0.0.300', port: 1 },
       'instance.ip',
       'instance.ip must be an IPv4 or IPv6 address',
     ],

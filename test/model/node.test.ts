@@ -5,7 +5,7 @@ import { expectExactly, expectFieldError } from './helpers.ts'
 const usage = { used: 1, total: 4, percent: 25 }
 const node: Node = {
   id: 'node_a1',
-  url: 'http://10.0.0.1:11337',
+  url: 'http://127.0.0.1:11337',
   availabilityZone: 'eu-1a',
   region: 'eu-1',
   lastHeartbeat: '2026-11-27T12:00:00.000Z',
