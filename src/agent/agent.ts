@@ -20,9 +20,6 @@ import { type AgentConfig, defaultSelfUrl } from './config.ts'
 import { resolveNodeId } from './node-id.ts'
 import { buildUnits } from './units.ts'
 
-/** How often tombstones past the grace period are purged. */
-const PURGE_INTERVAL_MS = 60 * 60 * 1000
-
 export interface Agent {
   readonly nodeId: string
   readonly selfUrl: string
@@ -126,13 +123,6 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     'p2p node started',
   )
 
-  const purge = setInterval(() => {
-    replica.purgeTombstones().then(
-      (purged) => purged > 0 && log.info({ purged }, 'purged expired tombstones'),
-      (err: unknown) => log.error({ err }, 'tombstone purge failed'),
-    )
-  }, PURGE_INTERVAL_MS)
-
   log.info({ nodeId, http: httpUrl }, 'agent started')
   let stopping: Promise<void> | undefined
   return {
@@ -151,7 +141,6 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     httpUrl,
     stop() {
       stopping ??= (async () => {
-        clearInterval(purge)
         await http.close()
         await stopInReverse(units.inOrder)
         await libp2p.stop()

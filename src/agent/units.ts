@@ -15,6 +15,7 @@ import { Gossip } from '../p2p/gossip.ts'
 import type { RegistryLibp2p } from '../p2p/libp2p-node.ts'
 import { AntiEntropy, type AntiEntropyInit } from '../p2p/sync/index.ts'
 import type { Replica } from '../replica/replica.ts'
+import { TombstonePurger } from '../replica/tombstone-purger.ts'
 import type { Logger } from '../support/logger.ts'
 import type { Startable } from '../support/startable.ts'
 
@@ -52,6 +53,7 @@ export interface AgentUnits {
   heartbeat: Heartbeat
   prober: InstanceProber
   discovery: Discovery
+  purger: TombstonePurger
   readonly inOrder: readonly Startable[]
 }
 
@@ -126,6 +128,7 @@ export function buildUnits(settings: UnitSettings, { libp2p, replica, log }: Uni
     if (Date.now() - lastChangeAt < heartbeatIntervalMs) return
     void sync.syncWith(peerIdFromString(peerId))
   })
+  const purger = new TombstonePurger({}, { replica, log })
   return {
     gossip,
     sync,
@@ -134,7 +137,8 @@ export function buildUnits(settings: UnitSettings, { libp2p, replica, log }: Uni
     heartbeat,
     prober,
     discovery,
+    purger,
     // Anti-entropy before discovery: the first connections are synced as soon as they open.
-    inOrder: [gossip, sync, beats, detector, heartbeat, prober, discovery],
+    inOrder: [gossip, sync, beats, detector, heartbeat, prober, discovery, purger],
   }
 }
