@@ -15,6 +15,7 @@ import { LevelStore } from '../replica/level-store.ts'
 import { nodeSigner } from '../replica/node-signature.ts'
 import { Replica } from '../replica/replica.ts'
 import type { Logger } from '../support/logger.ts'
+import { PeerPenalties } from '../support/peer-penalties.ts'
 import { startInOrder, stopInReverse } from '../support/startable.ts'
 import { type AgentConfig, defaultSelfUrl } from './config.ts'
 import { resolveNodeId } from './node-id.ts'
@@ -69,8 +70,10 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     'replica open',
   )
 
+  const penalties = new PeerPenalties()
   const libp2p = await createP2PNode({
     privateKey,
+    penalties,
     listen: config.p2pListen,
     mdns: config.mdns,
     ...(config.clusterKey === undefined ? {} : { clusterKey: config.clusterKey }),
@@ -88,7 +91,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
       ...(config.availabilityZone === undefined ? {} : { availabilityZone: config.availabilityZone }),
       ...(config.region === undefined ? {} : { region: config.region }),
     },
-    { libp2p, replica, log },
+    { libp2p, replica, log, penalties },
   )
   const { gossip, sync, beats, detector, heartbeat, prober, discovery } = units
   await startInOrder(units.inOrder)

@@ -17,6 +17,7 @@ import { AntiEntropy, type AntiEntropyInit } from '../p2p/sync/index.ts'
 import type { Replica } from '../replica/replica.ts'
 import { TombstonePurger } from '../replica/tombstone-purger.ts'
 import type { Logger } from '../support/logger.ts'
+import type { PeerPenalties } from '../support/peer-penalties.ts'
 import type { Startable } from '../support/startable.ts'
 
 /** What the units of one agent are built from (the agent's configuration, resolved). */
@@ -42,6 +43,8 @@ export interface UnitParts {
   libp2p: RegistryLibp2p
   replica: Replica
   log: Logger
+  /** Shared with the libp2p node's gossipsub score (see `createP2PNode`). */
+  penalties?: PeerPenalties
 }
 
 /** The units of an agent, and the one order they start in (they stop in reverse). */
@@ -61,9 +64,15 @@ export interface AgentUnits {
  * Builds every unit of an agent over its libp2p node and replica, with the links between them; the
  * agent and the test harnesses both use it, so tests run the units as the agent wires them.
  */
-export function buildUnits(settings: UnitSettings, { libp2p, replica, log }: UnitParts): AgentUnits {
+export function buildUnits(
+  settings: UnitSettings,
+  { libp2p, replica, log, penalties }: UnitParts,
+): AgentUnits {
   const { nodeId, selfUrl, heartbeatIntervalMs, tuning = {} } = settings
-  const gossip = new Gossip({ maxDriftMs: settings.maxDriftMs }, { libp2p, replica, log })
+  const gossip = new Gossip(
+    { maxDriftMs: settings.maxDriftMs },
+    { libp2p, replica, log, ...(penalties === undefined ? {} : { penalties }) },
+  )
   const discovery = new Discovery({ seeds: [...settings.peers] }, { libp2p, replica, log })
   const sync = new AntiEntropy(tuning.sync ?? {}, {
     libp2p,

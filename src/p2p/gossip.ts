@@ -7,6 +7,7 @@ import { DEFAULT_MAX_DRIFT_MS } from '../replica/hlc.ts'
 import type { ApplyOutcome, ChangeSource, Replica } from '../replica/replica.ts'
 import { APPLY_BATCH } from '../replica/replica.ts'
 import type { Logger } from '../support/logger.ts'
+import type { PeerPenalties } from '../support/peer-penalties.ts'
 import type { Startable } from '../support/startable.ts'
 import { TokenBuckets } from '../support/token-buckets.ts'
 import {
@@ -38,6 +39,8 @@ export interface GossipComponents {
   libp2p: RegistryLibp2p
   replica: Replica
   log: Logger
+  /** Where a peer over its rate gets penalty points (gossipsub graylists it on them). */
+  penalties?: PeerPenalties
 }
 
 export type { GossipRejection }
@@ -175,6 +178,8 @@ export class Gossip extends EventEmitter<GossipEvents> implements Startable {
 
   #rateLimited(peer: string): TopicValidatorResult {
     this.stats.rejected['rate-limited']++
+    // One point per 100 ignored messages, fading: a burst past the limit is forgiven, a flood is not.
+    this.#components.penalties?.add(peer, 0.01)
     if (this.stats.rejected['rate-limited'] % 1000 === 1) {
       this.#components.log.warn(
         { from: peer },

@@ -10,6 +10,7 @@ import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { CHANGES_TOPIC, MAX_GOSSIP_MESSAGE_BYTES } from '../model/wire.ts'
+import type { PeerPenalties } from '../support/peer-penalties.ts'
 
 export type RegistryLibp2p = Libp2p<{ identify: Identify; pubsub: PubSub<GossipsubEvents> }>
 
@@ -22,6 +23,12 @@ export interface P2PNodeInit {
   clusterKey?: string
   /** Discover peers on the LAN with mDNS. @default false */
   mdns?: boolean
+  /**
+   * Penalties the agent holds against peers (the gossip unit's rate limit adds them); gossipsub counts
+   * each point as -1 of application-specific score (weight 10), so a peer that keeps flooding past its
+   * rate is graylisted within seconds (`test/p2p/gossip-limits.test.ts`).
+   */
+  penalties?: PeerPenalties
 }
 
 /**
@@ -105,6 +112,7 @@ export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> 
         // IP colocation penalty is off.
         scoreParams: {
           IPColocationFactorWeight: 0,
+          appSpecificScore: (peer) => -(init.penalties?.get(peer) ?? 0),
           topics: {
             [CHANGES_TOPIC]: createTopicScoreParams({
               topicWeight: 1,
