@@ -35,18 +35,26 @@ async function attackerOf(server: TestPeer): Promise<RegistryLibp2p> {
   return node
 }
 
+/**
+ * Seeds `server`, then two made-up identities: the first opens a session and stalls in it (taking the
+ * one slot there is for it), the second is refused as busy. Returns both streams, still open.
+ */
+async function holdTheSlotThenBeRefused(server: TestPeer): Promise<[RawPeer, RawPeer]> {
+  await seed(server.replica, instancePuts(100))
+  const first = await RawPeer.dial(await attackerOf(server), server.node)
+  first.send({ type: 'hello', digest: OTHER_DIGEST, entries: 1_000 })
+  expect(await first.next()).toMatchObject({ type: 'hello' })
+  const second = await RawPeer.dial(await attackerOf(server), server.node)
+  expect(await second.next()).toEqual({ type: 'error', reason: 'busy' })
+  return [first, second]
+}
+
 describe('anti-entropy limits', () => {
   it('refuses a session as busy when as many run at once as allowed, whichever peers hold them', async () => {
     const server = await startPeer('node-s', { init: { maxSessions: 1, timeoutMs: 5_000 } })
     peers.push(server)
-    await seed(server.replica, instancePuts(100))
-    // One peer opens a session and stalls in it: that is the one slot.
-    const first = await RawPeer.dial(await attackerOf(server), server.node)
-    first.send({ type: 'hello', digest: OTHER_DIGEST, entries: 1_000 })
-    expect(await first.next()).toMatchObject({ type: 'hello' })
-    // Another peer, another identity: refused, not queued.
-    const second = await RawPeer.dial(await attackerOf(server), server.node)
-    expect(await second.next()).toEqual({ type: 'error', reason: 'busy' })
+    // One peer holds the one slot; another peer, another identity, is refused, not queued.
+    const [first, second] = await holdTheSlotThenBeRefused(server)
     // Our own outbound sessions count against the same bound.
     const report = await server.sync.syncWith((await attackerOf(server)).peerId)
     expect(report).toMatchObject({ outcome: 'failed', reason: 'busy' })
@@ -61,12 +69,7 @@ describe('anti-entropy limits', () => {
       isMember: (peerId) => peerId === member.node.peerId.toString(),
     })
     peers.push(server, member)
-    await seed(server.replica, instancePuts(100))
-    const first = await RawPeer.dial(await attackerOf(server), server.node)
-    first.send({ type: 'hello', digest: OTHER_DIGEST, entries: 1_000 })
-    expect(await first.next()).toMatchObject({ type: 'hello' })
-    const second = await RawPeer.dial(await attackerOf(server), server.node)
-    expect(await second.next()).toEqual({ type: 'error', reason: 'busy' })
+    const [first, second] = await holdTheSlotThenBeRefused(server)
     await connect(member.node, server.node)
     expect(await member.sync.syncWith(server.node.peerId)).toMatchObject({ outcome: 'repaired' })
     expect(member.replica.counts().instances).toBe(100)
