@@ -23,16 +23,32 @@ export async function buildRelease(commit: string): Promise<string> {
   if (await exists(bin)) return bin
   await rm(dir, { recursive: true, force: true })
   await mkdir(dir, { recursive: true })
-  try {
-    await run('bash', ['-c', `git -C "$0" archive "$1" | tar -x -C "$2"`, ROOT, commit, dir])
-  } catch (err) {
-    throw new Error(
-      `cannot read commit ${commit} from the repository's history (a shallow clone?): ${(err as Error).message}`,
-    )
+  if (!(await hasCommit(commit))) {
+    // A shallow clone: the origin (a local path or a reachable remote) may still have it.
+    await run('git', ['-C', ROOT, 'fetch', '--quiet', '--depth=1', 'origin', commit]).catch(() => undefined)
   }
+  if (!(await hasCommit(commit))) throw new ReleaseUnavailableError(commit)
+  await run('bash', ['-c', 'set -o pipefail; git -C "$0" archive "$1" | tar -x -C "$2"', ROOT, commit, dir])
   await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
   await run(process.execPath, ['scripts/bundle.ts'], { cwd: dir })
   return bin
+}
+
+/** The repository's history does not hold the release (a shallow clone whose origin does not have it). */
+export class ReleaseUnavailableError extends Error {
+  override readonly name = 'ReleaseUnavailableError'
+  constructor(commit: string) {
+    super(
+      `commit ${commit} is not in this clone's history, and its origin could not provide it (a shallow clone?)`,
+    )
+  }
+}
+
+async function hasCommit(commit: string): Promise<boolean> {
+  return run('git', ['-C', ROOT, 'cat-file', '-e', `${commit}^{commit}`]).then(
+    () => true,
+    () => false,
+  )
 }
 
 async function exists(path: string): Promise<boolean> {
