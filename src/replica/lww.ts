@@ -1,4 +1,5 @@
 import { type Change, encodeEntry } from './change.ts'
+import { isSignedNodeRecord } from './node-signature.ts'
 import { compareVersions } from './version.ts'
 
 /** What the merge order reads of a change. */
@@ -52,7 +53,7 @@ export function compareChanges(
   return bytesA < bytesB ? -1 : 1
 }
 
-/** 1 for a signed node record or a delete, 0 for an unsigned record (`replica/node-signature.ts`). */
+/** 1 for a signed node record or a delete, 0 for an unsigned record. */
 function nodeRank(change: Ordered): number {
-  return change.value === null || (change.value as { signature?: unknown }).signature !== undefined ? 1 : 0
+  return change.value === null || isSignedNodeRecord(change.value) ? 1 : 0
 }

@@ -51,9 +51,7 @@ export function nodeSigner(nodeId: string, peerId: string, raw: Uint8Array): Nod
     nodeId,
     peerId,
     sign(record, version) {
-      const { signature: _old, ...unsigned } = record
-      const signature = sign(null, signedBytes(unsigned as Node, version), key).toString('base64')
-      return { ...unsigned, signature } as Node
+      return { ...record, signature: sign(null, signedBytes(record, version), key).toString('base64') }
     },
   }
 }
@@ -72,7 +70,7 @@ export function checkNodeSignature(record: Node, version: Version): SignatureChe
     : 'invalid'
 }
 
-/** Whether a change is a signed node record (they sort above unsigned ones, `lww.ts`). */
+/** Whether a node record carries a signature (signed records sort above unsigned ones, `lww.ts`). */
 export function isSignedNodeRecord(value: unknown): boolean {
   return (value as { signature?: unknown } | null)?.signature !== undefined
 }

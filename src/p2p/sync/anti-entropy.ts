@@ -56,7 +56,7 @@ export interface AntiEntropyInit {
    * @default DEFAULT_MAX_SESSIONS
    */
   maxSessions?: number
-  /** Of those, sessions served to peers that are not known members (`isMember`). @default 4 */
+  /** Of those, sessions served to peers that are not known members (`isMember`). @default DEFAULT_MAX_STRANGER_SESSIONS */
   maxStrangerSessions?: number
   /** Wall clock for the stale-node rule and `lastContactMs`, ms; tests hand in a fake. @default Date.now */
   now?: () => number
@@ -88,6 +88,7 @@ export interface AntiEntropyEvents {
 export const DEFAULT_SYNC_INTERVAL_MS = 30_000
 export const DEFAULT_SYNC_TIMEOUT_MS = 30_000
 export const DEFAULT_MAX_SESSIONS = 8
+export const DEFAULT_MAX_STRANGER_SESSIONS = 4
 const MIN_FRAME_BYTES = 256 * 1024
 /** Rounds stray ±20% around `intervalMs`, so peers started together do not sync in lockstep. */
 const ROUND_JITTER = 0.2
@@ -154,7 +155,11 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
     )
     this.#syncOnConnect = init.syncOnConnect ?? true
     this.#maxSessions = integerAtLeast('maxSessions', init.maxSessions ?? DEFAULT_MAX_SESSIONS, 1)
-    this.#maxStrangerSessions = integerAtLeast('maxStrangerSessions', init.maxStrangerSessions ?? 4, 0)
+    this.#maxStrangerSessions = integerAtLeast(
+      'maxStrangerSessions',
+      init.maxStrangerSessions ?? DEFAULT_MAX_STRANGER_SESSIONS,
+      0,
+    )
     this.#isMember = components.isMember ?? (() => true)
     this.#self = components.libp2p.peerId.toString()
     this.#staleGuard = new StaleNodeGuard({
@@ -259,11 +264,12 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
       raw.abort(new Error('anti-entropy is stopped'))
       return
     }
-    if (this.#busyWith(peer)) {
+    const member = this.#isMember(peer)
+    if (this.#busyWith(peer, member)) {
       await this.#refuse(raw, peer)
       return
     }
-    if (this.#isMember(peer)) {
+    if (member) {
       await this.#track('server', peer, async () => raw)
       return
     }
@@ -273,12 +279,12 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
 
   /**
    * Whether an inbound session from `peer` must be refused: one with it is already running, or as
-   * many as this agent runs at once.
+   * many as this agent runs at once (with members, or with strangers).
    */
-  #busyWith(peer: string): boolean {
+  #busyWith(peer: string, member: boolean): boolean {
     if (this.#sessions.has(sessionKey('server', peer))) return true
     if (this.#sessions.size >= this.#maxSessions) return true
-    if (this.#strangers.size >= this.#maxStrangerSessions && !this.#isMember(peer)) return true
+    if (!member && this.#strangers.size >= this.#maxStrangerSessions) return true
     // Both sides dialled each other: the session dialled by the smaller peer id goes on.
     return this.#sessions.has(sessionKey('client', peer)) && this.#self < peer
   }
