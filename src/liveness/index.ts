@@ -57,7 +57,6 @@ export {
   type InstanceProberStats,
   type InstanceStatusChange,
   instanceProber,
-  normaliseNodeUrl,
   PROBE_STATUSES,
   type ProbeStatus,
   type SettleOutcome,

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { LookupFunction } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import type { Instance, InstanceStatus } from '../model/index.ts'
+import { type Instance, type InstanceStatus, normaliseNodeUrl } from '../model/index.ts'
 import type { Change } from '../replica/change.ts'
 import type { Replica } from '../replica/replica.ts'
 import { emitSafely } from '../support/emit-safely.ts'
@@ -139,19 +139,23 @@ interface PendingWrite {
   intervening: Change | undefined
 }
 
+/**
+ * Whether a merged change is the status write of `record` (the replica signs a copy of it, so it is
+ * not the same object): a status write with the same status, details and write time, to the ms.
+ */
+function isOurWrite(change: Change, record: Instance): boolean {
+  const value = change.value as Instance | null
+  return (
+    change.basedOn !== undefined &&
+    value !== null &&
+    value.lastHeartbeat === record.lastHeartbeat &&
+    value.status === record.status &&
+    value.details === record.details
+  )
+}
+
 /** Bound on the nodeUrl → owned cache (distinct node URLs; cleared when full). */
 const MAX_CACHED_NODE_URLS = 4096
-
-/**
- * The canonical form of a node URL for comparisons: WHATWG normalisation (case of scheme and host,
- * default port dropped), no fragment, no trailing `/`. `http://Node-A:80/` and `http://node-a` match.
- */
-export function normaliseNodeUrl(url: string): string {
-  const u = URL.parse(url.trim())
-  if (u === null) return url.trim().replace(/\/+$/, '')
-  u.hash = ''
-  return u.href.replace(/\/+$/, '')
-}
 
 /**
  * Probes the instances this agent owns (`nodeUrl` is our URL, like 1Backend: N agents do not probe
@@ -461,7 +465,7 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
       if (change.kind !== 'instance') continue
       const pending = this.#pendingWrites.get(change.id)
       if (pending !== undefined && !pending.applied) {
-        if (change.value === pending.record) pending.applied = true
+        if (isOurWrite(change, pending.record)) pending.applied = true
         else pending.intervening = change
       }
       if (!this.#running) continue

@@ -109,3 +109,14 @@ function bracket(hostOrIp: string): string {
 function unbracket(hostname: string): string {
   return hostname.startsWith('[') ? hostname.slice(1, -1) : hostname
 }
+
+/**
+ * The canonical form of a node URL for comparisons: WHATWG normalisation (case of scheme and host,
+ * default port dropped), no fragment, no trailing `/`. `http://Node-A:80/` and `http://node-a` match.
+ */
+export function normaliseNodeUrl(url: string): string {
+  const u = URL.parse(url.trim())
+  if (u === null) return url.trim().replace(/\/+$/, '')
+  u.hash = ''
+  return u.href.replace(/\/+$/, '')
+}

@@ -2,6 +2,7 @@ import { type Definition, parseDefinition } from './definition.ts'
 import { type Instance, parseInstance } from './instance.ts'
 import { type Node, parseNode } from './node.ts'
 
+export { normaliseNodeUrl } from './address.ts'
 export type { Checker } from './check.ts'
 export {
   type Definition,

@@ -5,6 +5,7 @@ import {
   type EntityKind,
   type Instance,
   type Node,
+  normaliseNodeUrl,
   parseEntity,
 } from '../model/index.ts'
 import { emitSafely } from '../support/emit-safely.ts'
@@ -13,6 +14,7 @@ import { type Change, checkVersion, decodeEntry, encodeEntry, entityKey } from '
 import { DigestTree, LEAF_COUNT, leafOf } from './digest.ts'
 import type { HybridClock } from './hlc.ts'
 import { type InstanceFilter, InstanceIndex } from './indexes.ts'
+import { instanceView, trustChanged } from './instance-trust.ts'
 import { compareChanges } from './lww.ts'
 import { checkNodeSignature, isSignedNodeRecord, type NodeSigner } from './node-signature.ts'
 import type { ReplicaStore } from './store.ts'
@@ -83,7 +85,10 @@ export interface ReplicaInit {
   log: Logger
   /** Most entries (entities and tombstones) held per kind; a change adding one more is refused. @default DEFAULT_MAX_ENTITIES */
   maxEntities?: number
-  /** Signs this node's own record (`node-signature.ts`); without one, records are written unsigned. */
+  /**
+   * Signs this node's own record and status writes (`node-signature.ts`); without one they are written
+   * unsigned (tests of other rules; peers that hold a signed record of this node then refuse them).
+   */
   signer?: NodeSigner
 }
 
@@ -138,6 +143,8 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   readonly #instances = new InstanceIndex()
   readonly #nodes = new Map<string, Node>()
   readonly #nodeIdByUrl = new Map<string, string>()
+  /** Instance ids by normalised `nodeUrl`: whose view to recompute when that node's record changes. */
+  readonly #instanceIdsByNodeUrl = new Map<string, Set<string>>()
   #queue: Promise<unknown> = Promise.resolve()
 
   private constructor(init: ReplicaInit) {
@@ -204,13 +211,10 @@ export class Replica extends EventEmitter<ReplicaEvents> {
       const current = this.#held.get(entityKey('instance', value.id))?.change
       if (!current || current.value === null) return undefined
       const basedOn = current.basedOn ?? current.version
-      const change: Change = {
-        kind: 'instance',
-        id: value.id,
-        version: await this.clock.next(),
-        value,
-        basedOn,
-      }
+      const version = await this.clock.next()
+      const { signature: _stale, ...unsigned } = value
+      const signed = this.#signer ? this.#signer.signStatus(unsigned, version, basedOn) : unsigned
+      const change: Change = { kind: 'instance', id: value.id, version, value: signed, basedOn }
       const [outcome] = await this.#merge([change], 'local')
       return outcome === 'applied' ? change : undefined
     })
@@ -275,8 +279,9 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     return out.sort(byId)
   }
 
+  /** The node whose record's URL is `url` (compared in `normaliseNodeUrl` form). */
   nodeByUrl(url: string): Node | undefined {
-    const id = this.#nodeIdByUrl.get(url)
+    const id = this.#nodeIdByUrl.get(normaliseNodeUrl(url))
     return id === undefined ? undefined : this.#nodes.get(id)
   }
 
@@ -442,19 +447,61 @@ export class Replica extends EventEmitter<ReplicaEvents> {
 
   #index(kind: EntityKind, id: string, value: Entity | null): void {
     if (kind === 'instance') {
-      this.#instances.set(id, (value as Instance | null) ?? undefined)
+      const old = this.#instances.get(id)
+      if (old?.nodeUrl !== undefined) this.#byNodeUrl(old.nodeUrl, id, false)
+      const change = value === null ? undefined : this.#held.get(entityKey('instance', id))!.change
+      this.#instances.set(id, change && this.#view(change))
+      if (change && (value as Instance).nodeUrl !== undefined)
+        this.#byNodeUrl((value as Instance).nodeUrl!, id, true)
     } else if (kind === 'definition') {
       if (value) this.#definitions.set(id, value as Definition)
       else this.#definitions.delete(id)
     } else {
       const old = this.#nodes.get(id)
-      if (old && this.#nodeIdByUrl.get(old.url) === id) this.#nodeIdByUrl.delete(old.url)
+      const oldUrl = old && normaliseNodeUrl(old.url)
+      if (oldUrl !== undefined && this.#nodeIdByUrl.get(oldUrl) === id) this.#nodeIdByUrl.delete(oldUrl)
       if (value) {
         this.#nodes.set(id, value as Node)
-        this.#nodeIdByUrl.set((value as Node).url, id)
+        this.#nodeIdByUrl.set(normaliseNodeUrl((value as Node).url), id)
       } else {
         this.#nodes.delete(id)
       }
+      if (trustChanged(old, (value as Node | null) ?? undefined)) {
+        this.#review(oldUrl)
+        if (value) this.#review(normaliseNodeUrl((value as Node).url))
+      }
+    }
+  }
+
+  /** The instance as answered: health shown only on its owner's word (`instance-trust.ts`). */
+  #view(change: Change): Instance {
+    return instanceView(
+      change,
+      (nodeId) => this.#nodes.get(nodeId),
+      (url) => this.nodeByUrl(url),
+    )
+  }
+
+  /** Recomputes the view of the instances on a node URL, after that node's record changed. */
+  #review(nodeUrl: string | undefined): void {
+    if (nodeUrl === undefined) return
+    for (const id of this.#instanceIdsByNodeUrl.get(nodeUrl) ?? []) {
+      this.#instances.set(id, this.#view(this.#held.get(entityKey('instance', id))!.change))
+    }
+  }
+
+  #byNodeUrl(nodeUrl: string, id: string, add: boolean): void {
+    const key = normaliseNodeUrl(nodeUrl)
+    let ids = this.#instanceIdsByNodeUrl.get(key)
+    if (add) {
+      if (!ids) {
+        ids = new Set()
+        this.#instanceIdsByNodeUrl.set(key, ids)
+      }
+      ids.add(id)
+    } else if (ids) {
+      ids.delete(id)
+      if (ids.size === 0) this.#instanceIdsByNodeUrl.delete(key)
     }
   }
 }

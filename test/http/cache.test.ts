@@ -1,9 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { ResponseCache } from '../../src/http/response-cache.ts'
-import { definition, instance } from '../replica/fixtures.ts'
+import { definition, instance, ownedStatus } from '../replica/fixtures.ts'
 import { putNode, startServer, type TestServer } from './fixtures.ts'
 
 const remote = (ts = Date.now()) => ({ ts, c: 0, node: 'node-r' })
+const R_URL = 'http://127.0.0.9:11337'
 
 describe('answers serialized once per change', () => {
   let s: TestServer
@@ -40,10 +41,10 @@ describe('answers serialized once per change', () => {
     expect(await ids('slug=b')).toEqual([])
     expect((await s.call('GET', '/registry-svc/definitions')).json.definitions).toEqual([])
 
-    await s.replica.apply(
-      [{ kind: 'instance', id: 'r1', version: remote(), value: instance('r1', 'b') }],
-      'gossip',
-    )
+    await putNode(s.replica, { id: 'node-r', url: R_URL })
+    const registration = remote()
+    const r1 = instance('r1', 'b', { nodeUrl: R_URL })
+    await s.replica.apply([{ kind: 'instance', id: 'r1', version: registration, value: r1 }], 'gossip')
     await s.replica.apply(
       [{ kind: 'definition', id: 'd1', version: remote(), value: definition('d1') }],
       'sync',
@@ -55,14 +56,7 @@ describe('answers serialized once per change', () => {
 
     // A remote status change (the owner's probe) shows at once.
     await s.replica.apply(
-      [
-        {
-          kind: 'instance',
-          id: 'r1',
-          version: remote(Date.now() + 1),
-          value: instance('r1', 'b', { status: 'Healthy' }),
-        },
-      ],
+      [ownedStatus({ ...r1, status: 'Healthy' }, 'node-r', registration, Date.now() + 1)],
       'gossip',
     )
     expect(await ids('slug=b&status=Healthy')).toEqual(['r1'])
@@ -91,20 +85,14 @@ describe('answers serialized once per change', () => {
     s = await startServer({ liveness: true })
     const liveness = s.liveness!
     await putNode(s.replica, { id: 'node-b', url: 'http://127.0.0.2:11337' })
+    await putNode(s.replica, { id: 'node-c', url: 'http://127.0.0.3:11337' })
+    const registered = { ts: Date.now() - 10, c: 0, node: 'node-x' }
+    const healthyOn = (id: string, owner: string, nodeUrl: string) =>
+      ownedStatus(instance(id, 'svc', { nodeUrl, status: 'Healthy' }), owner, registered, Date.now())
     await s.replica.apply(
       [
-        {
-          kind: 'instance',
-          id: 'on-b',
-          version: remote(),
-          value: instance('on-b', 'svc', { nodeUrl: 'http://127.0.0.2:11337', status: 'Healthy' }),
-        },
-        {
-          kind: 'instance',
-          id: 'elsewhere',
-          version: remote(),
-          value: instance('elsewhere', 'svc', { status: 'Healthy' }),
-        },
+        healthyOn('on-b', 'node-b', 'http://127.0.0.2:11337'),
+        healthyOn('elsewhere', 'node-c', 'http://127.0.0.3:11337'),
       ],
       'gossip',
     )

@@ -111,9 +111,10 @@ describe('instances', () => {
       nodeUrl: 'http://127.9.9.9:11337',
     })
     await register('i4', { scheme: 'http', host: 'h.example', port: 80, path: 'x', slug: 'billing-svc' })
-    // The owner's health probe marks one Healthy.
+    // The owner's health probe (this agent, once its record is written) marks one Healthy.
+    await putNode(s.replica, { id: NODE_ID, url: SELF_URL })
     const i2 = s.replica.get('instance', ids.i2!)!
-    await s.replica.put('instance', { ...i2, status: 'Healthy' })
+    await s.replica.putStatus({ ...i2, status: 'Healthy' })
   })
   afterAll(() => s.close())
 

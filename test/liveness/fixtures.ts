@@ -37,6 +37,22 @@ export function memoryReplica(nodeId: string, signer?: NodeSigner): Promise<Repl
   })
 }
 
+/**
+ * A replica of node `nodeId` at `url`, holding its own signed node record: what an agent's prober
+ * writes through (status writes show only for the instance's owner, replica/instance-trust.ts).
+ */
+export async function ownerReplica(nodeId: string, url: string): Promise<Replica> {
+  const { signer } = await nodeIdentity(nodeId)
+  const replica = await memoryReplica(nodeId, signer)
+  await replica.put('node', {
+    id: nodeId,
+    url,
+    lastHeartbeat: new Date().toISOString(),
+    peerId: signer.peerId,
+  })
+  return replica
+}
+
 /** A node's libp2p key, its peer id and the signer of its records, as an agent has them. */
 export async function nodeIdentity(
   nodeId: string,

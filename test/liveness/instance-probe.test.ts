@@ -8,16 +8,15 @@ import {
   type InstanceProberComponents,
   type InstanceProberInit,
   type InstanceStatusChange,
-  normaliseNodeUrl,
   ProbeNetworks,
   probeTargetOf,
 } from '../../src/liveness/index.ts'
-import { type Instance, instanceFromRegistration } from '../../src/model/index.ts'
+import { type Instance, instanceFromRegistration, normaliseNodeUrl } from '../../src/model/index.ts'
 import { LevelStore } from '../../src/replica/level-store.ts'
 import type { Replica } from '../../src/replica/replica.ts'
 import { openReplica, withTempDir } from '../replica/fixtures.ts'
 import { waitFor } from '../support/wait.ts'
-import { memoryReplica, testLogger } from './fixtures.ts'
+import { ownerReplica, testLogger } from './fixtures.ts'
 
 const SELF = 'http://node-a.test:11337'
 const OTHER = 'http://node-b.test:11337'
@@ -100,6 +99,7 @@ describe('InstanceProber', () => {
         now: () => Date.now(),
       })
       cleanups.push(() => replica.close())
+      await replica.put('node', { id: 'node-a', url: SELF, lastHeartbeat: new Date().toISOString() })
       const server = await listening()
       const inst = await register(replica, `http://127.0.0.1:${server.port}`)
       const { p, statuses } = prober(replica)
@@ -124,7 +124,7 @@ describe('InstanceProber', () => {
   })
 
   it('probes only inside OB_PROBE_NETWORKS: an address outside is marked Error, not connected to', async () => {
-    const replica = await memoryReplica('node-a')
+    const replica = await ownerReplica('node-a', SELF)
     const server = await listening()
     let connections = 0
     server.server.on('connection', () => connections++)
@@ -159,7 +159,7 @@ describe('InstanceProber', () => {
   it('probes only instances whose nodeUrl is this node, and follows re-homing', async () => {
     expect(normaliseNodeUrl('HTTP://Node-A.test:11337/')).toBe(normaliseNodeUrl(SELF))
     expect(normaliseNodeUrl('http://node-a.test:80/')).toBe('http://node-a.test')
-    const replica = await memoryReplica('node-a')
+    const replica = await ownerReplica('node-a', SELF)
     const server = await listening()
     const url = `http://127.0.0.1:${server.port}`
     const theirs = await register(replica, `${url}/theirs`, OTHER)
@@ -186,7 +186,7 @@ describe('InstanceProber', () => {
   })
 
   it('writes nothing while the status stays the same, then refreshes after refreshMs', async () => {
-    const replica = await memoryReplica('node-a')
+    const replica = await ownerReplica('node-a', SELF)
     const server = await listening()
     const inst = await register(replica, `http://127.0.0.1:${server.port}`)
     const { p, probes } = prober(replica, { refreshMs: 1000 })
@@ -213,7 +213,7 @@ describe('InstanceProber', () => {
   })
 
   it('cancels the probe of an instance deleted while it is in flight, and never writes it back', async () => {
-    const replica = await memoryReplica('node-a')
+    const replica = await ownerReplica('node-a', SELF)
     const server = await listening()
     const dns = heldLookup()
     const held = await register(replica, `http://held.test:${server.port}`)
@@ -235,7 +235,7 @@ describe('InstanceProber', () => {
   })
 
   it('deletes again an instance whose delete merges between the re-read and the write', async () => {
-    const replica = await memoryReplica('node-a')
+    const replica = await ownerReplica('node-a', SELF)
     const server = await listening()
     const inst = await register(replica, `http://127.0.0.1:${server.port}`)
     const { p } = prober(replica)
@@ -250,7 +250,7 @@ describe('InstanceProber', () => {
   })
 
   it('keeps at most `concurrency` probes in flight, queueing the rest', async () => {
-    const replica = await memoryReplica('node-a')
+    const replica = await ownerReplica('node-a', SELF)
     const server = await listening()
     const dns = heldLookup()
     const { p } = prober(replica, { concurrency: 1 }, { lookup: dns.lookup })
@@ -269,7 +269,7 @@ describe('InstanceProber', () => {
   })
 
   it('is Degraded when the connect takes longer than degradedAfterMs', async () => {
-    const replica = await memoryReplica('node-a')
+    const replica = await ownerReplica('node-a', SELF)
     const server = await listening()
     const inst = await register(replica, `http://127.0.0.1:${server.port}`)
     // A stepping clock: every connect "takes" 1000 ms, whatever the machine does.
@@ -286,7 +286,7 @@ describe('InstanceProber', () => {
   })
 
   it('is Unreachable when nothing answers within timeoutMs, Error without a usable port', async () => {
-    const replica = await memoryReplica('node-a')
+    const replica = await ownerReplica('node-a', SELF)
     const dns = heldLookup()
     const silent = await register(replica, 'http://silent.test:5001')
     const portless = await register(replica, 'tcp://127.0.0.1')
@@ -303,7 +303,7 @@ describe('InstanceProber', () => {
   })
 
   it('stop() leaves no timers, sockets or state behind', async () => {
-    const replica = await memoryReplica('node-a')
+    const replica = await ownerReplica('node-a', SELF)
     const server = await listening()
     const dns = heldLookup()
     const resources = () =>
@@ -327,7 +327,7 @@ describe('InstanceProber', () => {
   })
 
   it('rejects bad options with InitError naming the option', async () => {
-    const replica = await memoryReplica('node-a')
+    const replica = await ownerReplica('node-a', SELF)
     const make = (init: InstanceProberInit) =>
       new InstanceProber(init, { replica, log: testLogger(), selfUrl: SELF })
     expect(() => make({ intervalMs: 0 })).toThrow(InitError)

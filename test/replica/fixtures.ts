@@ -9,6 +9,7 @@ import { HybridClock } from '../../src/replica/hlc.ts'
 import { MemoryStore } from '../../src/replica/memory-store.ts'
 import { Replica, type ReplicaInit } from '../../src/replica/replica.ts'
 import type { ReplicaStore } from '../../src/replica/store.ts'
+import type { Version } from '../../src/replica/version.ts'
 
 export const NOW = Date.UTC(2026, 10, 27, 12, 0, 0)
 
@@ -25,6 +26,15 @@ export function instance(id: string, slug: string, extra: Partial<Instance> = {}
     lastHeartbeat: new Date(NOW).toISOString(),
     ...extra,
   }
+}
+
+/**
+ * The status write of `value` by its owner `owner` (whose record URL must be `value.nodeUrl` for the
+ * status to show), based on the registration with version `registration`; unsigned, as an owner
+ * without a signed record writes it.
+ */
+export function ownedStatus(value: Instance, owner: string, registration: Version, ts: number): Change {
+  return { kind: 'instance', id: value.id, version: { ts, c: 0, node: owner }, value, basedOn: registration }
 }
 
 export function definition(id: string, image = 'nginx:latest'): Definition {

@@ -182,7 +182,7 @@ it('orders writes from several nodes in the same wall-clock millisecond the same
   for (const writer of writers) {
     const { instance } = await import('./fixtures.ts')
     written.push(
-      await writer.put('instance', instance('inst-1', 'user-svc', { details: writer.clock.nodeId })),
+      await writer.put('instance', instance('inst-1', 'user-svc', { deploymentId: writer.clock.nodeId })),
     )
   }
   expect(new Set(written.map((c) => c.version.ts))).toEqual(new Set([NOW]))
@@ -192,7 +192,7 @@ it('orders writes from several nodes in the same wall-clock millisecond the same
   for (const change of [written[1]!, written[2]!, written[0]!]) await observers[2]!.apply([change])
   for (const observer of observers) {
     // Equal ts and counter: the writer id breaks the tie, and node-c is the greatest.
-    expect(observer.get('instance', 'inst-1')?.details).toBe('node-c')
+    expect(observer.get('instance', 'inst-1')?.deploymentId).toBe('node-c')
     expect(observer.digest()).toBe(observers[0]!.digest())
   }
 })

@@ -50,9 +50,9 @@ describe('Replica', () => {
     // Within the bound it is accepted, and our next write sorts after it.
     const nearFuture = { ...future, version: v(NOW + 5000) }
     expect(await replica.apply([nearFuture])).toEqual(['applied'])
-    const local = await replica.put('instance', instance('i1', 'user-svc', { details: 'mine' }))
+    const local = await replica.put('instance', instance('i1', 'user-svc', { deploymentId: 'mine' }))
     expect(local.version.ts).toBe(NOW + 5000)
-    expect(replica.get('instance', 'i1')?.details).toBe('mine')
+    expect(replica.get('instance', 'i1')?.deploymentId).toBe('mine')
   })
 
   it('lets only a node write its own record, but anyone may delete it', async () => {
@@ -167,10 +167,12 @@ describe('Replica', () => {
 
   it('filters instances by every indexed and unindexed field together', async () => {
     const replica = await openReplica('node-a')
-    await replica.put(
-      'instance',
-      instance('i1', 'user-svc', { tags: ['blue'], deploymentId: 'dep-1', status: 'Healthy' }),
-    )
+    // i1 is Healthy on its owner's word: node-a's status write of an instance on node-a.
+    const nodeUrl = 'http://127.0.0.1:11337'
+    await replica.put('node', { id: 'node-a', url: nodeUrl, lastHeartbeat: new Date(NOW).toISOString() })
+    const i1 = instance('i1', 'user-svc', { tags: ['blue'], deploymentId: 'dep-1', nodeUrl })
+    await replica.put('instance', i1)
+    await replica.putStatus({ ...i1, status: 'Healthy' })
     await replica.put('instance', instance('i2', 'user-svc', { tags: ['green'], deploymentId: 'dep-1' }))
     await replica.put('instance', instance('i3', 'mail-svc', { tags: ['blue'], path: '/api' }))
     const ids = (filter: Parameters<typeof replica.instances>[0]) =>

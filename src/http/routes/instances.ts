@@ -2,6 +2,7 @@ import {
   type Instance,
   instanceFromRegistration,
   instanceIdForUrl,
+  normaliseNodeUrl,
   parseInstance,
 } from '../../model/index.ts'
 import { NotFoundError } from '../errors.ts'
@@ -30,7 +31,7 @@ export function instanceRoutes(app: RegistryApp, { replica, self, read }: RouteD
         operationId: 'registerInstance',
         summary: 'Register a service instance (idempotent: keyed by URL)',
         description:
-          'Answers once the instance is durable in LevelDB; it is then gossiped to every agent. A new instance starts with status Unknown; registering an existing one again keeps its status and details.',
+          'Answers once the instance is durable in LevelDB; it is then gossiped to every agent. A new instance starts with status Unknown; registering an existing one again at the same address on this agent keeps its status and details.',
         tags,
         querystring: NoQuerySchema,
         security,
@@ -40,8 +41,10 @@ export function instanceRoutes(app: RegistryApp, { replica, self, read }: RouteD
     },
     async (request, reply) => {
       const registered = instanceFromRegistration(request.body, { nodeUrl: self.selfUrl, now: new Date() })
-      const stored = keepHealth(registered, replica.get('instance', registered.id))
-      await replica.put('instance', stored)
+      const existing = replica.get('instance', registered.id)
+      await replica.put('instance', registered)
+      const kept = keptHealth(registered, existing, self.selfUrl)
+      const stored = ((kept && (await replica.putStatus(kept))?.value) as Instance | undefined) ?? registered
       return reply.code(201).send({ instance: stored })
     },
   )
@@ -85,12 +88,27 @@ export function instanceRoutes(app: RegistryApp, { replica, self, read }: RouteD
 }
 
 /**
- * A registration of an instance already held at the same address (same canonical URL) is a refresh, not a new instance: the
- * status and details its owner's health probe wrote are kept, so a lookup filtering on `Healthy` does
- * not lose it until the next probe.
+ * A registration of an instance this agent owns, already held at the same address (same canonical
+ * URL) and owner, is a refresh, not a new instance: the status and details our health probe wrote are
+ * kept, as a status write after the registration, so a lookup filtering on `Healthy` does not lose it
+ * until the next probe. Only the owner writes health (replica.ts, `checkInstanceWrite`): a
+ * registration on another agent starts at Unknown until the owner probes.
  */
-function keepHealth(registered: Instance, existing: Instance | undefined): Instance {
-  if (existing === undefined || instanceIdForUrl(existing.url) !== instanceIdForUrl(registered.url))
-    return registered
+function keptHealth(
+  registered: Instance,
+  existing: Instance | undefined,
+  selfUrl: string,
+): Instance | undefined {
+  if (
+    existing === undefined ||
+    existing.status === 'Unknown' ||
+    instanceIdForUrl(existing.url) !== instanceIdForUrl(registered.url) ||
+    registered.nodeUrl === undefined ||
+    existing.nodeUrl === undefined ||
+    normaliseNodeUrl(registered.nodeUrl) !== normaliseNodeUrl(selfUrl) ||
+    normaliseNodeUrl(existing.nodeUrl) !== normaliseNodeUrl(selfUrl)
+  ) {
+    return undefined
+  }
   return parseInstance({ ...registered, status: existing.status, details: existing.details })
 }
