@@ -1,8 +1,6 @@
 /**
  * A member with the cluster key attacks a real 3-agent cluster (issue "A misbehaving member cannot
  * corrupt, fake or starve the cluster"); each test runs one attack and checks that the cluster holds.
- * Attacks not defended yet (forged node records and statuses: they need signed records) are listed
- * in the README's security model, not here.
  */
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -13,6 +11,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Instance } from '../../src/model/index.ts'
 import { CHANGES_TOPIC } from '../../src/model/wire.ts'
 import { GOSSIP_SCORE_THRESHOLDS } from '../../src/p2p/libp2p-node.ts'
 import { nodeSigner } from '../../src/replica/node-signature.ts'
@@ -129,6 +128,65 @@ describe('a misbehaving member of the cluster', () => {
       expect(x.replica.get('node', victim.nodeId)?.url).toBe(held.url)
       expect(x.replica.get('node', victim.nodeId)?.peerId).toBe(victim.libp2p.peerId.toString())
     }
+  })
+
+  it('cannot fake an instance’s health: no forged status shows, and the owner’s probe result stands', async () => {
+    const owner = cluster.agents[1]!
+    // Nothing listens there: the owner's probe finds it Unreachable.
+    const registered = await owner.http.inject({
+      method: 'PUT',
+      url: '/registry-svc/instance',
+      payload: { url: 'http://127.0.66.1:9', slug: 'victim-svc' },
+    })
+    expect(registered.statusCode).toBe(201)
+    const { instance } = registered.json() as { instance: Instance }
+    const statusOn = (x: TestAgent) => x.replica.get('instance', instance.id)?.status
+    await waitFor('the owner’s probe result on every agent', () =>
+      cluster.agents.every((x) => statusOn(x) === 'Unreachable'),
+    )
+    const basedOn = owner.replica.entry(`instance/${instance.id}`)!.basedOn!
+    const healthy = { ...instance, status: 'Healthy', details: 'forged' }
+    const at = (c: number) => ({ ts: Date.now() + 1_000, c, node: owner.nodeId })
+    const ownKey = nodeSigner(owner.nodeId, attacker.node.peerId.toString(), attacker.key.raw)
+    const forgeries = [
+      // Status writes in the owner's name: unsigned, and signed with the attacker's key.
+      { kind: 'instance', id: instance.id, version: at(1), basedOn, value: healthy },
+      {
+        kind: 'instance',
+        id: instance.id,
+        version: at(2),
+        basedOn,
+        value: ownKey.signStatus(healthy as Instance, at(2), basedOn),
+      },
+      // A status write in its own name (it owns no node URL: it has no record).
+      { kind: 'instance', id: instance.id, version: { ...at(3), node: 'attacker' }, basedOn, value: healthy },
+      // A registration (plain write) that carries a status; it wins over the status writes above.
+      { kind: 'instance', id: instance.id, version: { ...at(0), node: 'attacker' }, value: healthy },
+    ]
+    let healthySeen = false
+    const watch = setInterval(() => {
+      if (cluster.agents.some((x) => statusOn(x) === 'Healthy')) healthySeen = true
+    }, 5)
+    try {
+      for (const forged of forgeries) {
+        await attacker.publishChanges([forged])
+        await waitFor('the forgery merged on every agent (stored as it came)', () =>
+          cluster.agents.every((x) => {
+            const v = x.replica.entry(`instance/${instance.id}`)?.version
+            return v !== undefined && v.ts === forged.version.ts && v.c >= forged.version.c
+          }),
+        )
+        for (const x of cluster.agents) expect(statusOn(x)).not.toBe('Healthy')
+      }
+      // The owner sees Unknown where its probe said Unreachable, and writes its result again.
+      await waitFor('the owner’s signed probe result back on every agent', () =>
+        cluster.agents.every((x) => statusOn(x) === 'Unreachable'),
+      )
+      await waitConverged(cluster.agents)
+    } finally {
+      clearInterval(watch)
+    }
+    expect(healthySeen).toBe(false)
   })
 
   it('cannot make an agent hold more than OB_MAX_ENTITIES of a kind, by anti-entropy or by gossip', async () => {
