@@ -57,12 +57,13 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
   }
   const clock = new HybridClock({ nodeId, maxDriftMs: config.maxDriftMs })
   const privateKey = await loadOrCreatePeerKey(config.dataDir)
+  const signer = nodeSigner(nodeId, peerIdFromPrivateKey(privateKey).toString(), privateKey.raw)
   const replica = await Replica.open({
     store,
     clock,
     tombstoneGraceMs: config.tombstoneGraceMs,
     maxEntities: config.maxEntities,
-    signer: nodeSigner(nodeId, peerIdFromPrivateKey(privateKey).toString(), privateKey.raw),
+    signer,
     log: log.child({ unit: 'replica' }),
   })
   log.info(
@@ -91,7 +92,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
       ...(config.availabilityZone === undefined ? {} : { availabilityZone: config.availabilityZone }),
       ...(config.region === undefined ? {} : { region: config.region }),
     },
-    { libp2p, replica, log, penalties },
+    { libp2p, replica, log, penalties, signer },
   )
   const { gossip, sync, beats, detector, heartbeat, prober, discovery } = units
   await startInOrder(units.inOrder)

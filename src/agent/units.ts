@@ -14,6 +14,7 @@ import { Discovery } from '../p2p/discovery.ts'
 import { Gossip } from '../p2p/gossip.ts'
 import type { RegistryLibp2p } from '../p2p/libp2p-node.ts'
 import { AntiEntropy, type AntiEntropyInit } from '../p2p/sync/index.ts'
+import type { NodeSigner } from '../replica/node-signature.ts'
 import type { Replica } from '../replica/replica.ts'
 import { TombstonePurger } from '../replica/tombstone-purger.ts'
 import type { Logger } from '../support/logger.ts'
@@ -45,6 +46,8 @@ export interface UnitParts {
   log: Logger
   /** Shared with the libp2p node's gossipsub score (see `createP2PNode`). */
   penalties?: PeerPenalties
+  /** Signs our beats (the replica's signer); without one, beats go unsigned. */
+  signer?: NodeSigner
 }
 
 /** The units of an agent, and the one order they start in (they stop in reverse). */
@@ -66,7 +69,7 @@ export interface AgentUnits {
  */
 export function buildUnits(
   settings: UnitSettings,
-  { libp2p, replica, log, penalties }: UnitParts,
+  { libp2p, replica, log, penalties, signer }: UnitParts,
 ): AgentUnits {
   const { nodeId, selfUrl, heartbeatIntervalMs, tuning = {} } = settings
   const gossip = new Gossip(
@@ -105,6 +108,7 @@ export function buildUnits(
       libp2p,
       beats,
       relay: () => detector.relays(),
+      ...(signer === undefined ? {} : { signBeat: (t: number) => signer.signBeat(t) }),
       replica,
       log: log.child({ unit: 'heartbeat' }),
       self: () => ({

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Node } from '../model/index.ts'
 import type { Change } from '../replica/change.ts'
+import { checkBeatSignature, signs } from '../replica/node-signature.ts'
 import type { Replica } from '../replica/replica.ts'
 import { emitSafely } from '../support/emit-safely.ts'
 import { InitError } from '../support/init-error.ts'
@@ -64,6 +65,8 @@ interface Tracked {
   relayedMs: number | undefined
   /** `t` of the newest beat of this node we know of, heard directly or relayed (its clock). */
   newestT: number
+  /** The node's own signature of `newestT` (`Beat.g`), relayed with it; none from a node that does not sign. */
+  newestSignature: string | undefined
   /** `t` and `s` of the last accepted beat, to tell a late copy from a new beat. */
   beatT: number
   beatS: number
@@ -97,6 +100,8 @@ function expectedPeerIdOf(replica: Pick<Replica, 'get'>, nodeId: string): string
  */
 export class FailureDetector extends EventEmitter<FailureDetectorEvents> implements Startable {
   readonly thresholds: LivenessThresholds
+  /** Relays that counted as hearing from a node, and relays refused for want of its signature. */
+  readonly relayStats = { believed: 0, refused: 0 }
   readonly digestMismatchBeats: number
   readonly #components: FailureDetectorComponents
   readonly #log: Logger
@@ -203,15 +208,18 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> impleme
   }
 
   /**
-   * What our beats relay (`Beat.h`): for each other node we believe alive, the `t` of its newest
-   * beat we know of.
+   * What our beats relay: for each other node we believe alive, the `t` of its newest beat we know of
+   * (`Beat.h`), and that node's own signature of it where it sent one (`Beat.r`).
    */
-  relays(): Record<string, number> {
-    const relays: Record<string, number> = {}
+  relays(): Required<Pick<Beat, 'h' | 'r'>> {
+    const h: Record<string, number> = {}
+    const r: Record<string, string> = {}
     for (const t of this.#tracked.values()) {
-      if (t.status === 'alive' && t.newestT >= 0) relays[t.nodeId] = t.newestT
+      if (t.status !== 'alive' || t.newestT < 0) continue
+      h[t.nodeId] = t.newestT
+      if (t.newestSignature !== undefined) r[t.nodeId] = t.newestSignature
     }
-    return relays
+    return { h, r }
   }
 
   #schedule(): void {
@@ -259,6 +267,7 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> impleme
         lastBeatMs: undefined,
         relayedMs: undefined,
         newestT: -1,
+        newestSignature: undefined,
         beatT: -1,
         beatS: -1,
         beatPeerId: undefined,
@@ -322,12 +331,15 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> impleme
     t.beatT = beat.t
     t.beatS = beat.s
     t.beatPeerId = from
-    t.newestT = Math.max(t.newestT, beat.t)
+    if (beat.t > t.newestT) {
+      t.newestT = beat.t
+      t.newestSignature = beat.g
+    }
     this.#evaluate(t, now)
     // Relays only from a node whose record we hold and whose peer id it names: a peer with no record
     // (anyone holding the cluster key) cannot keep a dead node alive with made-up beat times.
     if (beat.h !== undefined && expectedPeerIdOf(this.#components.replica, beat.n) === from) {
-      this.#learnRelays(beat.n, beat.h, now)
+      this.#learnRelays(beat, now)
     }
     this.#compareDigest(t, beat, from)
     return outcome
@@ -372,14 +384,27 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> impleme
   /**
    * Counts each relay of an accepted beat that names a newer beat than we knew as hearing from that
    * node. Only for nodes whose record we hold: those are never forgotten, so `newestT` is never lost
-   * and an old beat relayed late cannot bring a dead node back.
+   * and an old beat relayed late cannot bring a dead node back. A node whose record says it signs
+   * beats counts only with its own signature of that time (`Beat.r`); the first relay that fails
+   * ends the beat's relays (one wasted verify per beat, whatever a member sends).
    */
-  #learnRelays(relay: string, relays: Readonly<Record<string, number>>, now: number): void {
-    for (const [nodeId, beatT] of Object.entries(relays)) {
-      if (nodeId === relay) continue
+  #learnRelays(beat: Beat, now: number): void {
+    for (const [nodeId, beatT] of Object.entries(beat.h!)) {
+      if (nodeId === beat.n) continue
       const t = this.#tracked.get(nodeId)
       if (t === undefined || t.recordMs === undefined || beatT <= t.newestT) continue
+      const signature = beat.r?.[nodeId]
+      const record = this.#components.replica.get('node', nodeId)
+      if (record !== undefined && signs(record, 'beat')) {
+        if (checkBeatSignature(signature, nodeId, beatT, record) !== 'valid') {
+          this.relayStats.refused++
+          this.#log.debug({ nodeId, relay: beat.n }, 'relay without the node’s signature refused')
+          return
+        }
+      }
+      this.relayStats.believed++
       t.newestT = beatT
+      t.newestSignature = signature
       t.relayedMs = now
       this.#evaluate(t, now)
     }

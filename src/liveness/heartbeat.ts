@@ -49,8 +49,13 @@ export interface HeartbeatComponents {
   libp2p: HeartbeatLibp2p
   /** Where beats go. */
   beats: BeatSink
-  /** The newest beat time of each node this node believes alive, relayed in each beat (`FailureDetector.relays`). @default none */
-  relay?: () => Record<string, number>
+  /**
+   * The newest beat time of each node this node believes alive, with its signature, relayed in each
+   * beat (`FailureDetector.relays`). @default none
+   */
+  relay?: () => Pick<Beat, 'h' | 'r'>
+  /** Signs our beat time (`NodeSigner.signBeat`), carried as `Beat.g`. @default beats unsigned */
+  signBeat?: (beatT: number) => string
   /** Where the record is written (the gossip unit publishes it) and whose digest the beats carry. */
   replica: Pick<Replica, 'put' | 'digest' | 'on' | 'off'>
   log: Logger
@@ -186,14 +191,15 @@ export class Heartbeat extends EventEmitter<HeartbeatEvents> implements Startabl
   }
 
   #publishBeat(): void {
-    const { beats, replica, self, relay } = this.#components
-    const h = relay?.()
+    const { beats, replica, self, relay, signBeat } = this.#components
+    const t = Date.now()
     const beat: Beat = {
       n: self().id,
-      t: Date.now(),
+      t,
       s: this.#seq++,
       d: digestPrefix(replica.digest()),
-      ...(h === undefined ? {} : { h }),
+      ...(signBeat === undefined ? {} : { g: signBeat(t) }),
+      ...relay?.(),
     }
     const bytes = encodeBeat(beat)
     try {

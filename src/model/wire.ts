@@ -26,6 +26,9 @@ export const CHANGES_TOPIC = '/p2p-registry/changes/2'
  * Stream protocol of liveness beats, one hop to directly connected peers (`p2p/beat-channel.ts`,
  * `liveness/beat.ts`): length-prefixed JSON frames.
  * - `/p2p-registry/beats/1` was a gossipsub topic; `/p2p-registry/beats/2.0.0` replaced it.
+ * - Since round 2, session 2, beats may carry `g` (the sender's signature of its beat time) and `r`
+ *   (relayed nodes' own signatures), added without a new id: every release since b1fbe5a ignores keys
+ *   it does not know. Relays of a node whose record lists `beat` in `signs` count only with `r`.
  */
 export const BEATS_PROTOCOL = '/p2p-registry/beats/2.0.0'
 

@@ -11,11 +11,14 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { encodeBeat } from '../../src/liveness/beat.ts'
 import type { Instance } from '../../src/model/index.ts'
-import { CHANGES_TOPIC } from '../../src/model/wire.ts'
+import { CHANGES_TOPIC, MAX_BEAT_BYTES } from '../../src/model/wire.ts'
+import { BeatChannel } from '../../src/p2p/beat-channel.ts'
 import { GOSSIP_SCORE_THRESHOLDS } from '../../src/p2p/libp2p-node.ts'
 import { nodeSigner } from '../../src/replica/node-signature.ts'
 import { MAX_COUNTER } from '../../src/replica/version.ts'
+import { testLogger } from '../liveness/fixtures.ts'
 import { definition } from '../replica/fixtures.ts'
 import {
   startCluster,
@@ -273,6 +276,66 @@ describe('a misbehaving member of the cluster', () => {
     await waitFor('a write everywhere', () =>
       cluster.agents.every((x) => x.replica.get('definition', 'still-whole')),
     )
+  })
+
+  it('cannot keep a dead node alive with relayed beats, even as a member with a record of its own', async () => {
+    const doomed = await cluster.add()
+    const [a, b] = cluster.agents
+    await waitFor('the new agent alive on the others', () =>
+      [a!, b!].every((x) => x.detector.status(doomed.nodeId) === 'alive'),
+    )
+    // The attacker joins as a member would: its own record, signed with its own key, naming its peer.
+    const self = { id: 'attacker', url: 'http://127.66.0.9:11337', lastHeartbeat: new Date().toISOString() }
+    const version = { ts: Date.now(), c: 0, node: 'attacker' }
+    const signer = nodeSigner('attacker', attacker.node.peerId.toString(), attacker.key.raw)
+    await attacker.publishChanges([
+      {
+        kind: 'node',
+        id: 'attacker',
+        version,
+        value: signer.sign({ ...self, peerId: signer.peerId }, version),
+      },
+    ])
+    await waitFor('the attacker’s record on the others', () =>
+      [a!, b!].every((x) => x.replica.get('node', 'attacker') !== undefined),
+    )
+    const beats = new BeatChannel(
+      { maxFrameBytes: MAX_BEAT_BYTES, silentConnectionMs: 60_000 },
+      { libp2p: attacker.node, log: testLogger() },
+    )
+    await beats.start()
+    await doomed.stop()
+    const diedAt = Date.now()
+    // Every 100 ms, a beat of its own that relays ever newer beat times of the dead node.
+    let seq = 0
+    const relaying = setInterval(() => {
+      const t = Date.now()
+      beats.broadcast(
+        encodeBeat({
+          n: 'attacker',
+          t,
+          s: seq++,
+          d: '0'.repeat(16),
+          g: signer.signBeat(t),
+          h: { [doomed.nodeId]: t },
+          r: { [doomed.nodeId]: signer.signBeat(t) },
+        }),
+      )
+    }, 100)
+    try {
+      await waitFor(
+        'the dead node unreachable on every live agent',
+        () => [a!, b!].every((x) => x.detector.status(doomed.nodeId) === 'unreachable'),
+        { timeoutMs: 10_000 },
+      )
+      // 6 heartbeats of 200 ms, a sweep, and the time the stop took.
+      expect(Date.now() - diedAt).toBeLessThan(5_000)
+      expect(a!.detector.relayStats.refused + b!.detector.relayStats.refused).toBeGreaterThan(0)
+      expect(a!.detector.counts().accepted).toBeGreaterThan(0)
+    } finally {
+      clearInterval(relaying)
+      await beats.stop()
+    }
   })
 })
 

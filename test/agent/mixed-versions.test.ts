@@ -77,10 +77,17 @@ describe.runIf(lastBin !== undefined)(
           definition: { id: `def-${i}`, image: { name: 'nginx', port: 80 } },
         })
       }
-      // Owned by an agent of the last release, which probes it and writes Healthy as a status write.
+      // Owned by an agent of the last release, which probes it and writes Healthy as a status write
+      // (unsigned: believed from an owner whose record does not say it signs them), and one owned by
+      // an agent of this build (signed; the last release keeps the signature as an unknown field).
       await call(agents[0]!, 'PUT', '/registry-svc/instance', {
         id: 'probed',
         url: `http://127.0.0.1:${port}`,
+        slug: 'mixed',
+      })
+      await call(agents[1]!, 'PUT', '/registry-svc/instance', {
+        id: 'probed-new',
+        url: `http://127.0.0.1:${port}/new`,
         slug: 'mixed',
       })
       // Deletes crossing releases: registered through one, deleted through the other once it got there.
@@ -113,13 +120,17 @@ describe.runIf(lastBin !== undefined)(
           states = await Promise.all(agents.map(state))
           return (
             states.every((s) => s.digest === states[0]!.digest) &&
-            states[0]!.instances.find((i) => i.id === 'probed')?.status === 'Healthy'
+            states.every((s) =>
+              ['probed', 'probed-new'].every(
+                (id) => s.instances.find((i) => i.id === id)?.status === 'Healthy',
+              ),
+            )
           )
         },
         { timeoutMs: 30_000, everyMs: 200 },
       )
       for (const s of states) {
-        expect(s.instances.map((i) => i.id)).toEqual(['probed', 'via-1', 'via-2', 'via-3'])
+        expect(s.instances.map((i) => i.id)).toEqual(['probed', 'probed-new', 'via-1', 'via-2', 'via-3'])
         expect(s.definitions).toEqual(['def-0', 'def-1', 'def-2'])
       }
     })

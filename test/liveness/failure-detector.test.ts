@@ -15,6 +15,7 @@ import type { Replica } from '../../src/replica/replica.ts'
 import {
   FakeBeatSource,
   memoryReplica,
+  nodeIdentity,
   nodeRecord,
   randomPeerId,
   receiveRecord,
@@ -273,7 +274,7 @@ describe('FailureDetector', () => {
     expect(s.fd.status('node-x')).toBeUndefined()
     expect(s.events.at(-1)).toMatchObject({ event: 'node:alive', nodeId: 'node-d', previous: 'suspect' })
     // What we relay: each node we believe alive, with the newest beat time we know of.
-    expect(s.fd.relays()).toEqual({ 'node-b': NOW, 'node-d': 500, 'node-y': NOW })
+    expect(s.fd.relays().h).toEqual({ 'node-b': NOW, 'node-d': 500, 'node-y': NOW })
     // Newer beats keep it alive, relayed for as long as node-d beats.
     for (let i = 1; i <= 5; i++) {
       await vi.advanceTimersByTimeAsync(HB)
@@ -288,10 +289,49 @@ describe('FailureDetector', () => {
     }
     expect(s.fd.status('node-d')).toBe('suspect')
     expect(s.fd.lastSeen('node-d')).toBe(lastNews)
-    expect(Object.keys(s.fd.relays())).toEqual(['node-b'])
+    expect(Object.keys(s.fd.relays().h)).toEqual(['node-b'])
     // Relays from a beat that is not believed are not believed either.
     expect(s.fd.receive(peerC.toString(), relaying({ 'node-d': Date.now() }))).toBe('ignored-peer-mismatch')
     expect(s.fd.status('node-d')).toBe('suspect')
+  })
+
+  it("believes a relay of a node that signs beats only with that node's own signature of the time", async () => {
+    const peerB = await randomPeerId()
+    const d = await nodeIdentity('node-d')
+    const forger = await nodeIdentity('node-d')
+    s = await setup({}, async (replica) => {
+      const version = { ts: NOW - 60_000, c: 0, node: 'node-d' }
+      const record = d.signer.sign(nodeRecord('node-d', NOW - 60_000, { peerId: d.signer.peerId }), version)
+      await replica.apply([{ kind: 'node', id: 'node-d', version, value: record }], 'gossip')
+      await receiveRecord(replica, nodeRecord('node-b', NOW, { peerId: peerB.toString() }), NOW)
+    })
+    expect(s.fd.status('node-d')).toBe('suspect')
+    let seq = 0
+    const relaying = (t: number, r?: Record<string, string>) =>
+      encodeBeat({
+        n: 'node-b',
+        t: Date.now(),
+        s: seq++,
+        d: '0'.repeat(16),
+        h: { 'node-d': t },
+        ...(r && { r }),
+      })
+    // Unsigned, signed by another key, and node-d's signature of another time: none counts.
+    for (const r of [
+      undefined,
+      { 'node-d': forger.signer.signBeat(500) },
+      { 'node-d': d.signer.signBeat(499) },
+    ]) {
+      expect(s.fd.receive(peerB.toString(), relaying(500, r))).toBe('accepted')
+      expect(s.fd.status('node-d')).toBe('suspect')
+    }
+    expect(s.fd.relayStats).toEqual({ believed: 0, refused: 3 })
+    // Its own signature of that time counts, and is what we relay on.
+    const signature = d.signer.signBeat(500)
+    s.fd.receive(peerB.toString(), relaying(500, { 'node-d': signature }))
+    expect(s.fd.status('node-d')).toBe('alive')
+    expect(s.fd.relays()).toMatchObject({ h: { 'node-d': 500 }, r: { 'node-d': signature } })
+    expect(s.fd.relayStats).toEqual({ believed: 1, refused: 3 })
   })
 
   it('forgets a node known only from beats once it is unreachable, and one whose record is deleted', async () => {

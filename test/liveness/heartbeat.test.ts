@@ -230,6 +230,7 @@ describe('Heartbeat', () => {
   })
 
   it('relays the beat times it is given in every beat, newest first, within the size cap', async () => {
+    const SIG = `${'A'.repeat(86)}==`
     const peerId = await randomPeerId()
     const beats = fakeBeatSink()
     let relays: Record<string, number> = { 'node-b': NOW - 120, 'node-c': NOW - 40 }
@@ -238,7 +239,7 @@ describe('Heartbeat', () => {
       {
         libp2p: fakeHeartbeatLibp2p(peerId),
         beats,
-        relay: () => relays,
+        relay: () => ({ h: relays, r: { 'node-b': SIG } }),
         replica: await memoryReplica('node-a'),
         log: testLogger(),
         self: () => ({ id: 'node-a', url: 'http://a:1' }),
@@ -247,8 +248,11 @@ describe('Heartbeat', () => {
     )
     await hb.start()
     expect(decodeBeat(beats.sent.at(-1)!).h).toEqual(relays)
+    expect(decodeBeat(beats.sent.at(-1)!).r).toEqual({ 'node-b': SIG })
     // On the wire, each is written as the beat's own t minus the relayed time: short.
-    expect(new TextDecoder().decode(beats.sent.at(-1)!)).toContain('"h":{"node-c":40,"node-b":120}')
+    expect(new TextDecoder().decode(beats.sent.at(-1)!)).toContain(
+      `"h":{"node-c":40,"node-b":120},"r":{"node-b":"${SIG}"}`,
+    )
     // A thousand relays of long ids do not fit in MAX_BEAT_BYTES: the oldest are left out.
     relays = Object.fromEntries(
       Array.from({ length: 1000 }, (_, i) => [`node-${'x'.repeat(100)}-${i}`, NOW - i]),

@@ -47,7 +47,7 @@ export async function startLivenessNode(
       peers: [],
       tuning: { heartbeat: init, detector: init },
     },
-    { libp2p, replica, log },
+    { libp2p, replica, log, signer },
   )
   await startInOrder(units.inOrder.filter((unit) => startHeartbeat || unit !== units.heartbeat))
   let stopping: Promise<void> | undefined

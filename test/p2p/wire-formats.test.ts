@@ -142,6 +142,25 @@ describe(`beat on ${BEATS_PROTOCOL}`, () => {
     expect(text.decode(encodeBeat(beat))).toBe(pinned)
     expect(decodeBeat(bytes(pinned))).toEqual(beat)
   })
+
+  // Added without a new id: readers of the previous release ignore `g` and `r`.
+  const G = `${'g'.repeat(86)}==`
+  const R = `${'r'.repeat(86)}==`
+  const signedBeat = { ...beat, g: G, r: { 'node-b': R } }
+  const signedPinned =
+    `{"n":"node-a","t":1796558400000,"s":7,"d":"0123456789abcdef","g":"${G}",` +
+    `"h":{"node-b":500,"node-c":2000},"r":{"node-b":"${R}"}}`
+
+  it('carries the sender signature (g) and relayed nodes’ own signatures (r), as pinned', () => {
+    expect(text.decode(encodeBeat(signedBeat))).toBe(signedPinned)
+    expect(decodeBeat(bytes(signedPinned))).toEqual(signedBeat)
+    expect(() => decodeBeat(bytes(signedPinned.replace(`"g":"${G}"`, '"g":"short"')))).toThrow(
+      'beat.g must be a base64 Ed25519 signature',
+    )
+    expect(() => decodeBeat(bytes(signedPinned.replace(`"node-b":"${R}"`, '"node-b":1')))).toThrow(
+      'beat.r values must be base64 Ed25519 signatures',
+    )
+  })
 })
 
 describe('stored entry (LevelDB value; its bytes are what replica digests hash)', () => {

@@ -8,10 +8,10 @@ const run = promisify(execFile)
 const ROOT = join(import.meta.dirname, '../..')
 
 /**
- * The last release: the commit that landed at the end of round 1 (the agents deployed before round 2).
+ * The last release: the commit that landed last (round 2, session 1; before it, b1fbe5a of round 1).
  * Mixed-version tests run its bundle next to this build's. Move it forward when a release lands.
  */
-export const LAST_RELEASE = 'b1fbe5ae5a2208fee962f6825bd872b1cd8a67d0'
+export const LAST_RELEASE = 'c1ede90be8d8d426d4ecbbe527bcd41e8fba3c9f'
 
 /**
  * Builds the agent bundle of `commit` from this repository's history, with this checkout's
