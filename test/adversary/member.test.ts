@@ -147,7 +147,11 @@ describe('a misbehaving member of the cluster', () => {
     await waitFor('the owner’s probe result on every agent', () =>
       cluster.agents.every((x) => statusOn(x) === 'Unreachable'),
     )
-    const basedOn = owner.replica.entry(`instance/${instance.id}`)!.basedOn!
+    const stored = owner.replica.entry(`instance/${instance.id}`)!
+    const basedOn = stored.basedOn!
+    // Clocks may still run ahead from an earlier attack; forge only once wall time is past the stored
+    // status, so the forgeries are newer than it.
+    await waitFor('wall time past the stored status', () => Date.now() > stored.version.ts)
     const healthy = { ...instance, status: 'Healthy', details: 'forged' }
     const at = (c: number) => ({ ts: Date.now() + 1_000, c, node: owner.nodeId })
     const ownKey = nodeSigner(owner.nodeId, attacker.node.peerId.toString(), attacker.key.raw)
@@ -281,6 +285,9 @@ describe('a misbehaving member of the cluster', () => {
   it('cannot keep a dead node alive with relayed beats, even as a member with a record of its own', async () => {
     const doomed = await cluster.add()
     const [a, b] = cluster.agents
+    // A fresh member: the one above is graylisted by now.
+    const attacker = await startAttacker()
+    await attacker.join(cluster.agents)
     await waitFor('the new agent alive on the others', () =>
       [a!, b!].every((x) => x.detector.status(doomed.nodeId) === 'alive'),
     )
@@ -335,6 +342,7 @@ describe('a misbehaving member of the cluster', () => {
     } finally {
       clearInterval(relaying)
       await beats.stop()
+      await attacker.stop()
     }
   })
 })
