@@ -2,8 +2,8 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { FastifyInstance } from 'fastify'
-import { buildApp, listen } from '../http/index.ts'
-import type { FailureDetector, Heartbeat, InstanceProber } from '../liveness/index.ts'
+import { buildApp, listen, ReloadingTokens } from '../http/index.ts'
+import type { FailureDetector, Heartbeat, InstanceProber, Reaper } from '../liveness/index.ts'
 import type { BeatChannel } from '../p2p/beat-channel.ts'
 import type { Discovery } from '../p2p/discovery.ts'
 import type { Gossip } from '../p2p/gossip.ts'
@@ -32,10 +32,13 @@ export interface Agent {
   readonly heartbeat: Heartbeat
   readonly detector: FailureDetector
   readonly prober: InstanceProber
+  readonly reaper: Reaper
   readonly beats: BeatChannel
   readonly http: FastifyInstance
   /** Where the HTTP API listens (the bound port when configured with port 0). */
   readonly httpUrl: string
+  /** Reads `OB_API_TOKENS_FILE` again (the CLI calls it on SIGHUP); resolves with whether it took. */
+  reloadTokens(): Promise<boolean>
   stop(): Promise<void>
 }
 
@@ -44,6 +47,11 @@ export interface Agent {
  * discovery) and keeps the replica tidy. Stops in reverse order.
  */
 export async function startAgent(config: AgentConfig, log: Logger): Promise<Agent> {
+  // Read before anything opens: a tokens file that cannot be used stops the agent with its reason.
+  const tokens =
+    config.apiTokensFile === undefined
+      ? undefined
+      : await ReloadingTokens.open(config.apiToken, config.apiTokensFile, log.child({ unit: 'tokens' }))
   await mkdir(config.dataDir, { recursive: true })
   const store = new LevelStore({ path: join(config.dataDir, 'db') })
   await store.open()
@@ -89,17 +97,23 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
       peers: config.peers,
       probeNetworks: config.probeNetworks,
       dataDir: config.dataDir,
+      defaultCheck: config.defaultCheck,
+      deregisterAfterMs: config.deregisterAfterMs,
+      nodeReapAfterMs: config.nodeReapAfterMs,
+      selfPreservationRatio: config.selfPreservationRatio,
       ...(config.availabilityZone === undefined ? {} : { availabilityZone: config.availabilityZone }),
       ...(config.region === undefined ? {} : { region: config.region }),
     },
     { libp2p, replica, log, penalties, signer },
   )
-  const { gossip, sync, beats, detector, heartbeat, prober, discovery } = units
+  const { gossip, sync, beats, detector, heartbeat, prober, reaper, discovery } = units
   await startInOrder(units.inOrder)
 
   const http = await buildApp(
     {
       ...(config.apiToken === undefined ? {} : { apiToken: config.apiToken }),
+      ...(tokens === undefined ? {} : { tokens }),
+      readsNeedToken: config.readsNeedToken,
       bodyLimitBytes: config.bodyLimitBytes,
     },
     {
@@ -107,6 +121,8 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
       self: { nodeId, selfUrl },
       log,
       liveness: detector,
+      checks: prober,
+      lifecycle: reaper,
       metricsSources: {
         replicaCounts: () => replica.counts(),
         peersConnected: () => libp2p.getPeers().length,
@@ -114,6 +130,13 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
         antiEntropy: () => sync.stats,
         liveness: () => detector.statusCounts(),
         beats: () => ({ outcomes: detector.counts(), stalledResets: beats.stalledResets }),
+        lifecycle: () => ({
+          selfPreserving: reaper.selfPreserving,
+          deregistered: prober.stats.deregistered,
+          nodesReaped: reaper.stats.nodesReaped,
+          instancesReaped: reaper.stats.instancesReaped,
+          renewals: prober.stats.renewals,
+        }),
       },
     },
   )
@@ -140,11 +163,14 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     heartbeat,
     detector,
     prober,
+    reaper,
     beats,
     http,
     httpUrl,
+    reloadTokens: () => tokens?.reload() ?? Promise.resolve(false),
     stop() {
       stopping ??= (async () => {
+        tokens?.close()
         await http.close()
         await stopInReverse(units.inOrder)
         await libp2p.stop()

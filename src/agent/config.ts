@@ -1,8 +1,16 @@
 import { homedir, hostname } from 'node:os'
 import { join } from 'node:path'
 import { DEFAULT_BODY_LIMIT_BYTES } from '../http/index.ts'
-import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PROBE_INTERVAL_MS, ProbeNetworks } from '../liveness/index.ts'
-import { isIdentifier } from '../model/index.ts'
+import {
+  DEFAULT_CHECK_TYPE,
+  DEFAULT_DEREGISTER_AFTER_MS,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_NODE_REAP_AFTER_MS,
+  DEFAULT_PROBE_INTERVAL_MS,
+  DEFAULT_SELF_PRESERVATION_RATIO,
+  ProbeNetworks,
+} from '../liveness/index.ts'
+import { CHECK_TYPES, type CheckType, isIdentifier, MAX_DEREGISTER_AFTER_MS } from '../model/index.ts'
 import { DEFAULT_MAX_DRIFT_MS } from '../replica/hlc.ts'
 import { DEFAULT_MAX_ENTITIES, DEFAULT_TOMBSTONE_GRACE_MS } from '../replica/replica.ts'
 
@@ -50,6 +58,18 @@ export interface AgentConfig {
   probeIntervalMs: number
   /** Networks (CIDRs) the agent may probe; empty: any. @default any */
   probeNetworks: string[]
+  /** The check of an instance registered without one. @default DEFAULT_CHECK_TYPE */
+  defaultCheck: CheckType
+  /** Delete an owned instance down this long without a break, ms; 0 never. @default DEFAULT_DEREGISTER_AFTER_MS */
+  deregisterAfterMs: number
+  /** Delete the instances and record of a node unreachable this long, ms; 0 never. @default DEFAULT_NODE_REAP_AFTER_MS */
+  nodeReapAfterMs: number
+  /** Above this share of known nodes unreachable, make no automatic deletion of others' data. @default DEFAULT_SELF_PRESERVATION_RATIO */
+  selfPreservationRatio: number
+  /** YAML or JSON list of tokens with roles (and slugs). @default none */
+  apiTokensFile: string | undefined
+  /** Reads need a token too. @default false */
+  readsNeedToken: boolean
 }
 
 export class ConfigError extends Error {
@@ -297,6 +317,71 @@ export const OPTIONS = [
       }
       return cidrs
     },
+  }),
+  option({
+    key: 'defaultCheck',
+    env: 'OB_DEFAULT_CHECK',
+    flag: '--default-check',
+    default: DEFAULT_CHECK_TYPE,
+    description: 'Check of an instance registered without one: tcp, http, ttl or none.',
+    parse: (raw, name) => {
+      const type = optional(raw) ?? DEFAULT_CHECK_TYPE
+      if (!(CHECK_TYPES as readonly string[]).includes(type)) {
+        throw new ConfigError(`${name} must be one of ${CHECK_TYPES.join(', ')}, got "${type}"`)
+      }
+      return type as CheckType
+    },
+  }),
+  option({
+    key: 'deregisterAfterMs',
+    env: 'OB_DEREGISTER_AFTER_MS',
+    flag: '--deregister-after-ms',
+    default: `${DEFAULT_DEREGISTER_AFTER_MS} (30 minutes)`,
+    description:
+      'The owner deletes an instance that has been Unreachable or Error this long without a break, unless its check says otherwise; 0 never.',
+    parse: integer(0, MAX_DEREGISTER_AFTER_MS, DEFAULT_DEREGISTER_AFTER_MS),
+  }),
+  option({
+    key: 'nodeReapAfterMs',
+    env: 'OB_NODE_REAP_AFTER_MS',
+    flag: '--node-reap-after-ms',
+    default: `${DEFAULT_NODE_REAP_AFTER_MS} (1 hour)`,
+    description:
+      'Delete the instances (orphans) and the record of a node unreachable this long; it re-asserts its record if it returns. 0 never.',
+    parse: integer(0, 365 * DAY_MS, DEFAULT_NODE_REAP_AFTER_MS),
+  }),
+  option({
+    key: 'selfPreservationRatio',
+    env: 'OB_SELF_PRESERVATION_RATIO',
+    flag: '--self-preservation-ratio',
+    default: String(DEFAULT_SELF_PRESERVATION_RATIO),
+    description:
+      'When more than this share of known nodes is unreachable, this agent assumes it is the one cut off and deletes nothing of other nodes (0-1).',
+    parse: (raw, name) => {
+      if (raw === undefined || raw === '') return DEFAULT_SELF_PRESERVATION_RATIO
+      const ratio = Number(raw)
+      if (!Number.isFinite(ratio) || ratio < 0 || ratio > 1) {
+        throw new ConfigError(`${name} must be a number from 0 to 1, got "${raw}"`)
+      }
+      return ratio
+    },
+  }),
+  option({
+    key: 'apiTokensFile',
+    env: 'OB_API_TOKENS_FILE',
+    flag: '--api-tokens-file',
+    default: 'none',
+    description:
+      'YAML or JSON list of tokens with roles: admin, service (with its slug), reader; reloaded on SIGHUP and on change.',
+    parse: (raw) => optional(raw),
+  }),
+  option({
+    key: 'readsNeedToken',
+    env: 'OB_READS_NEED_TOKEN',
+    flag: '--reads-need-token',
+    default: 'false',
+    description: 'Reads need a token too (any role).',
+    parse: boolean(false),
   }),
 ] as const
 

@@ -6,8 +6,11 @@ import {
   type HeartbeatInit,
   InstanceProber,
   ProbeNetworks,
+  Reaper,
+  type ReaperInit,
   resolveThresholds,
 } from '../liveness/index.ts'
+import type { CheckType } from '../model/index.ts'
 import { MAX_BEAT_BYTES } from '../model/wire.ts'
 import { BeatChannel } from '../p2p/beat-channel.ts'
 import { Discovery } from '../p2p/discovery.ts'
@@ -36,8 +39,21 @@ export interface UnitSettings {
   dataDir?: string
   availabilityZone?: string
   region?: string
+  /** The check of an instance registered without one; absent: tcp. */
+  defaultCheck?: CheckType
+  /** Owner deletes an instance down this long (ms, 0 never); absent: the prober's default. */
+  deregisterAfterMs?: number
+  /** Reap a node unreachable this long (ms, 0 never); absent: the reaper's default. */
+  nodeReapAfterMs?: number
+  /** Self-preservation threshold (share of known nodes unreachable); absent: the reaper's default. */
+  selfPreservationRatio?: number
   /** Options beyond the configuration, for tests that need other timings. */
-  tuning?: { heartbeat?: HeartbeatInit; detector?: FailureDetectorInit; sync?: AntiEntropyInit }
+  tuning?: {
+    heartbeat?: HeartbeatInit
+    detector?: FailureDetectorInit
+    sync?: AntiEntropyInit
+    reaper?: ReaperInit
+  }
 }
 
 export interface UnitParts {
@@ -57,6 +73,7 @@ export interface AgentUnits {
   beats: BeatChannel
   detector: FailureDetector
   heartbeat: Heartbeat
+  reaper: Reaper
   prober: InstanceProber
   discovery: Discovery
   purger: TombstonePurger
@@ -121,7 +138,11 @@ export function buildUnits(
   )
   // Only this agent probes the instances whose nodeUrl is its URL: N agents never probe one instance N times.
   const prober = new InstanceProber(
-    { intervalMs: settings.probeIntervalMs },
+    {
+      intervalMs: settings.probeIntervalMs,
+      ...(settings.defaultCheck === undefined ? {} : { defaultCheck: settings.defaultCheck }),
+      ...(settings.deregisterAfterMs === undefined ? {} : { deregisterAfterMs: settings.deregisterAfterMs }),
+    },
     {
       replica,
       log: log.child({ unit: 'instance-probe' }),
@@ -141,6 +162,16 @@ export function buildUnits(
     if (Date.now() - lastChangeAt < heartbeatIntervalMs) return
     void sync.syncWith(peerIdFromString(peerId))
   })
+  const reaper = new Reaper(
+    {
+      ...(settings.nodeReapAfterMs === undefined ? {} : { nodeReapAfterMs: settings.nodeReapAfterMs }),
+      ...(settings.selfPreservationRatio === undefined
+        ? {}
+        : { selfPreservationRatio: settings.selfPreservationRatio }),
+      ...tuning.reaper,
+    },
+    { replica, detector, nodeId, log: log.child({ unit: 'reaper' }) },
+  )
   const purger = new TombstonePurger({}, { replica, log })
   return {
     gossip,
@@ -149,9 +180,10 @@ export function buildUnits(
     detector,
     heartbeat,
     prober,
+    reaper,
     discovery,
     purger,
     // Anti-entropy before discovery: the first connections are synced as soon as they open.
-    inOrder: [gossip, sync, beats, detector, heartbeat, prober, discovery, purger],
+    inOrder: [gossip, sync, beats, detector, heartbeat, prober, reaper, discovery, purger],
   }
 }

@@ -1,7 +1,8 @@
 import { Command, CommanderError, Option } from 'commander'
 import packageJson from '../../package.json' with { type: 'json' }
-import { startAgent } from '../agent/agent.ts'
+import { type Agent, startAgent } from '../agent/agent.ts'
 import { type AgentConfig, ConfigError, loadConfig, OPTIONS } from '../agent/config.ts'
+import { TokensFileError } from '../http/index.ts'
 import { createLogger } from '../support/logger.ts'
 import { CliError } from './client.ts'
 import { DEFAULT_URL } from './commands/context.ts'
@@ -87,8 +88,21 @@ async function runAgent(flags: Partial<Record<keyof AgentConfig, string>>): Prom
   const signalled = Promise.withResolvers<NodeJS.Signals>()
   process.once('SIGINT', signalled.resolve)
   process.once('SIGTERM', signalled.resolve)
-  const agent = await startAgent(config, log)
+  let agent: Agent
+  try {
+    agent = await startAgent(config, log)
+  } catch (err) {
+    if (err instanceof TokensFileError) {
+      process.stderr.write(`p2p-registry agent: ${err.message}\n`)
+      return 2
+    }
+    throw err
+  }
+  // SIGHUP: read the tokens file again (a file change is picked up by itself too).
+  const reload = () => void agent.reloadTokens()
+  process.on('SIGHUP', reload)
   const signal = await signalled.promise
+  process.off('SIGHUP', reload)
   log.info({ signal }, 'shutting down')
   // Every acknowledged write is already in LevelDB, so a stop that hangs (a peer that never closes its
   // streams, a handle left open) may be cut short: supervisors and scripts/cluster expect the process

@@ -2,7 +2,7 @@ import swagger from '@fastify/swagger'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Replica } from '../replica/replica.ts'
 import type { Logger } from '../support/logger.ts'
-import { requireBearerToken } from './auth.ts'
+import { authenticate } from './auth.ts'
 import {
   MethodNotAllowedError,
   RouteNotFoundError,
@@ -22,17 +22,22 @@ import { definitionRoutes } from './routes/definitions.ts'
 import { instanceRoutes } from './routes/instances.ts'
 import { nodeRoutes } from './routes/nodes.ts'
 import { operationRoutes } from './routes/operations.ts'
-import type { RegistryApp, RouteDeps, SelfIdentity } from './types.ts'
+import { type TokenSource, Tokens } from './tokens.ts'
+import type { HttpChecks, HttpLifecycle, RegistryApp, RouteDeps, SelfIdentity } from './types.ts'
 import './route-config.ts'
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024
 
 export interface HttpAppInit {
   /**
-   * Bearer token every mutating request must carry (`OB_API_TOKEN`). Reads stay open.
-   * @default none: no request needs a token
+   * An admin token every mutating request may carry (`OB_API_TOKEN`); with `tokens`, added to theirs.
+   * @default none
    */
   apiToken?: string | undefined
+  /** Tokens with roles (`OB_API_TOKENS_FILE`), reloadable. @default only `apiToken` */
+  tokens?: TokenSource
+  /** Reads need a token too (`OB_READS_NEED_TOKEN`). @default false */
+  readsNeedToken?: boolean
   /**
    * Largest request body, bytes (`OB_BODY_LIMIT_BYTES`); a larger one is answered 413 unread.
    * @default 1 MiB
@@ -83,6 +88,10 @@ export interface HttpAppComponents {
   /** The failure detector; without it nodes have no `liveness` and no instance is overlaid. */
   liveness?: HttpLiveness | undefined
   metricsSources: MetricsSources
+  /** The owner's checks, for service heartbeats; without them the heartbeat route answers 404s. */
+  checks?: HttpChecks | undefined
+  /** Self-preservation, shown by /healthz. */
+  lifecycle?: HttpLifecycle | undefined
 }
 
 /**
@@ -151,8 +160,12 @@ export async function buildApp(init: HttpAppInit, components: HttpAppComponents)
   })
   app.addHook('onRequest', (_request, _reply, done) => done(closing ? new ShuttingDownError() : undefined))
 
-  if (init.apiToken !== undefined && init.apiToken !== '')
-    app.addHook('onRequest', requireBearerToken(init.apiToken))
+  const fixed = Tokens.from(init.apiToken)
+  app.decorateRequest('grant', undefined)
+  app.addHook(
+    'onRequest',
+    authenticate(init.tokens ?? { current: () => fixed }, init.readsNeedToken ?? false),
+  )
 
   const observer = new RequestObserver(metrics, init.logRequests ?? true)
   app.addHook('onResponse', observer.onResponse)
@@ -171,7 +184,13 @@ export async function buildApp(init: HttpAppInit, components: HttpAppComponents)
       : new RouteNotFoundError(request.method, path)
   })
 
-  const deps: RouteDeps = { replica: components.replica, self: components.self, read }
+  const deps: RouteDeps = {
+    replica: components.replica,
+    self: components.self,
+    read,
+    checks: components.checks,
+    lifecycle: components.lifecycle,
+  }
   definitionRoutes(app, deps)
   instanceRoutes(app, deps)
   nodeRoutes(app, deps)

@@ -9,9 +9,11 @@
  * | `InvalidJsonError`         | invalid-json           | 400    | body is not JSON: `request body is not valid JSON: <parser detail>`  |
  * | `RequestValidationError`   | validation             | 400    | schema or model rule broken, naming the field: `instance.url must be a string`, `request body has unknown field "x"`, `query parameter "slug" is given 2 times; give it at most once`, `unknown query parameter "foo" (known: …)`, `path parameter "id" must match the identifier rule (…)` |
  * | `BadRequestError`          | bad-request            | 400    | malformed request: bad percent-encoding in the path, a path parameter over 2048 characters, body shorter than Content-Length |
- * | `UnauthorizedError`        | unauthorized           | 401    | mutating request without `Authorization: Bearer <token>`, or with a wrong token (also sends `WWW-Authenticate: Bearer`) |
+ * | `UnauthorizedError`        | unauthorized           | 401    | a request that needs a token (a write, or any request with `OB_READS_NEED_TOKEN`) without `Authorization: Bearer <token>`, or with a token the agent does not know (also sends `WWW-Authenticate: Bearer`) |
+ * | `ForbiddenError`           | forbidden              | 403    | a valid token whose role may not do it: `a reader token cannot change the registry`, `the service token of "orders" cannot register an instance of "billing"` |
  * | `NotFoundError`            | not-found              | 404    | the entity to delete does not exist: `definition "x" not found`      |
  * | `RouteNotFoundError`       | route-not-found        | 404    | no route has this path: `no route GET /x`                            |
+ * | `NotOwnerError`            | not-owner              | 409    | a heartbeat sent to an agent that does not own the instance: `instance "x" is owned by the agent at http://…; send its heartbeats there` |
  * | `MethodNotAllowedError`    | method-not-allowed     | 405    | the path exists with other methods (also sends `Allow`): `PATCH is not allowed on /registry-svc/instance (allowed: PUT)` |
  * | `BodyTooLargeError`        | body-too-large         | 413    | body over the limit (`OB_BODY_LIMIT_BYTES`): `request body is larger than the limit of 1048576 bytes` |
  * | `UnsupportedMediaTypeError`| unsupported-media-type | 415    | a body that is not `application/json`: `content-type "text/plain" is not supported; send application/json` |
@@ -32,7 +34,9 @@ export const HTTP_ERROR_STATUS = {
   validation: 400,
   'bad-request': 400,
   unauthorized: 401,
+  forbidden: 403,
   'not-found': 404,
+  'not-owner': 409,
   'route-not-found': 404,
   'method-not-allowed': 405,
   'body-too-large': 413,
@@ -82,6 +86,23 @@ export class UnauthorizedError extends HttpError {
   override readonly name = 'UnauthorizedError'
   readonly code = 'unauthorized'
   override readonly headers = { 'www-authenticate': 'Bearer' }
+}
+
+export class ForbiddenError extends HttpError {
+  override readonly name = 'ForbiddenError'
+  readonly code = 'forbidden'
+}
+
+export class NotOwnerError extends HttpError {
+  override readonly name = 'NotOwnerError'
+  readonly code = 'not-owner'
+  constructor(id: string, ownerUrl: string | undefined) {
+    super(
+      ownerUrl === undefined
+        ? `instance ${JSON.stringify(id)} has no nodeUrl: no agent checks it, so none takes its heartbeats`
+        : `instance ${JSON.stringify(id)} is owned by the agent at ${ownerUrl}; send its heartbeats there`,
+    )
+  }
 }
 
 export class NotFoundError extends HttpError {

@@ -6,12 +6,14 @@ export { buildApp, DEFAULT_BODY_LIMIT_BYTES, type HttpAppComponents, type HttpAp
 export {
   BadRequestError,
   BodyTooLargeError,
+  ForbiddenError,
   HttpError,
   type HttpErrorCode,
   InternalError,
   InvalidJsonError,
   MethodNotAllowedError,
   NotFoundError,
+  NotOwnerError,
   QuotaExceededError,
   RequestValidationError,
   RouteNotFoundError,
@@ -22,7 +24,8 @@ export {
 export type { HttpLiveness, LivenessEvent, NodeView } from './liveness-overlay.ts'
 export type { AntiEntropyMetricsSource, MetricsSources } from './metrics.ts'
 export type { ResponseCacheInit } from './response-cache.ts'
-export type { SelfIdentity } from './types.ts'
+export { ReloadingTokens, Tokens, TokensFileError } from './tokens.ts'
+export type { HttpChecks, HttpLifecycle, SelfIdentity } from './types.ts'
 
 export interface BoundAddress {
   host: string

@@ -30,6 +30,16 @@ export interface MetricsSources {
   liveness?(): Record<LivenessState, number>
   /** Beats heard from peers by what the failure detector made of them (`BeatOutcome`), and beat streams reset. */
   beats?(): { outcomes: Readonly<Record<string, number>>; stalledResets: number }
+  /** Instance lifecycle: self-preservation, deregistrations, reaped nodes and instances, heartbeats. */
+  lifecycle?(): LifecycleMetricsSource
+}
+
+export interface LifecycleMetricsSource {
+  selfPreserving: boolean
+  deregistered: number
+  nodesReaped: number
+  instancesReaped: number
+  renewals: number
 }
 
 /** What the HTTP layer itself feeds in. */
@@ -185,6 +195,33 @@ export function createMetrics(sources: MetricsSources, inputs: HttpMetricsInputs
       for (const [name, value] of Object.entries(a))
         if (!named.has(name) && typeof value === 'number') out[name] = value
       return out
+    },
+  )
+
+  new Gauge({
+    name: `${P}self_preservation`,
+    help: '1 while this agent sees more than OB_SELF_PRESERVATION_RATIO of known nodes unreachable and deletes nothing of other nodes',
+    registers,
+    collect() {
+      const lifecycle = sources.lifecycle?.()
+      if (lifecycle !== undefined) this.set(lifecycle.selfPreserving ? 1 : 0)
+    },
+  })
+  mirrorCounter(
+    registry,
+    'lifecycle_events_total',
+    'Instance lifecycle: owned instances deregistered, nodes and their instances reaped, service heartbeats taken',
+    'event',
+    () => {
+      const l = sources.lifecycle?.()
+      return (
+        l && {
+          deregistered: l.deregistered,
+          'node-reaped': l.nodesReaped,
+          'instance-reaped': l.instancesReaped,
+          heartbeat: l.renewals,
+        }
+      )
     },
   )
 

@@ -156,6 +156,24 @@ export const RegisteredSchema = Type.Object(
   { ...strict, description: 'Stored (durable in LevelDB) and being gossiped; the instance as stored' },
 )
 
+export const HeartbeatBodySchema = Type.Union([
+  Type.Null(),
+  Type.Object(
+    {
+      status: Type.Optional(
+        stringEnum(
+          ['Healthy', 'Degraded', 'Unreachable', 'Error'] as const,
+          'What the service says of itself (default Healthy)',
+        ),
+      ),
+      details: Type.Optional(Type.String({ maxLength: 1024 })),
+    },
+    strict,
+  ),
+])
+
+export const HeartbeatTakenSchema = Type.Null({ description: 'Taken by the owner agent' })
+
 export const DeletedSchema = Type.Null({
   description: 'Deleted (a tombstone, durable in LevelDB, being gossiped)',
 })
@@ -199,6 +217,15 @@ export const HealthSchema = Type.Object(
     instances: Type.Integer(),
     nodes: Type.Integer(),
     tombstones: Type.Integer(),
+    selfPreservation: Type.Optional(
+      Type.Boolean({
+        description:
+          'True while this agent sees more than OB_SELF_PRESERVATION_RATIO of known nodes unreachable and deletes nothing of other nodes',
+      }),
+    ),
+    unreachableRatio: Type.Optional(
+      Type.Number({ description: 'Share of known nodes this agent finds unreachable' }),
+    ),
   },
   strict,
 )

@@ -20,9 +20,25 @@ export interface SelfIdentity {
   selfUrl: string
 }
 
+/** What the HTTP API uses of the owner's checks (`InstanceProber`): service heartbeats. */
+export interface HttpChecks {
+  renew(
+    id: string,
+    given?: { status?: 'Healthy' | 'Degraded' | 'Unreachable' | 'Error'; details?: string },
+  ): 'renewed' | 'unknown' | 'not-owned'
+}
+
+/** What the HTTP API shows of the lifecycle (`Reaper`). */
+export interface HttpLifecycle {
+  readonly selfPreserving: boolean
+  readonly unreachableRatio: number
+}
+
 /** What the route modules use. */
 export interface RouteDeps {
   replica: Replica
   self: SelfIdentity
   read: ReadModel
+  checks: HttpChecks | undefined
+  lifecycle: HttpLifecycle | undefined
 }

@@ -44,11 +44,14 @@ export {
   type RecordReason,
 } from './heartbeat.ts'
 export {
+  DEFAULT_CHECK_TYPE,
   DEFAULT_DEGRADED_AFTER_MS,
+  DEFAULT_DEREGISTER_AFTER_MS,
   DEFAULT_PROBE_CONCURRENCY,
   DEFAULT_PROBE_INTERVAL_MS,
   DEFAULT_PROBE_TIMEOUT_MS,
   DEFAULT_STATUS_REFRESH_MS,
+  DEFAULT_TTL_MS,
   type InstanceProbeResult,
   InstanceProber,
   type InstanceProberComponents,
@@ -59,6 +62,7 @@ export {
   instanceProber,
   PROBE_STATUSES,
   type ProbeStatus,
+  type RenewOutcome,
   type SettleOutcome,
 } from './instance-probe.ts'
 export {
@@ -77,6 +81,14 @@ export {
 } from './node-record.ts'
 export { type GpuInfo, parseNvidiaSmi } from './nvidia-smi.ts'
 export { ProbeNetworks } from './probe-networks.ts'
+export {
+  DEFAULT_NODE_REAP_AFTER_MS,
+  DEFAULT_SELF_PRESERVATION_RATIO,
+  Reaper,
+  type ReaperComponents,
+  type ReaperEvents,
+  type ReaperInit,
+} from './reaper.ts'
 export {
   DEFAULT_PROBE_PORTS,
   type ProbeTarget,

@@ -1,7 +1,13 @@
 import { EventEmitter } from 'node:events'
 import type { LookupFunction } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import { type Instance, type InstanceStatus, normaliseNodeUrl } from '../model/index.ts'
+import {
+  type Check,
+  type CheckType,
+  type Instance,
+  type InstanceStatus,
+  normaliseNodeUrl,
+} from '../model/index.ts'
 import type { Change } from '../replica/change.ts'
 import type { Replica } from '../replica/replica.ts'
 import { emitSafely } from '../support/emit-safely.ts'
@@ -9,14 +15,19 @@ import { InitError, positiveMs } from '../support/init-error.ts'
 import { jittered } from '../support/jitter.ts'
 import type { Logger } from '../support/logger.ts'
 import type { Startable } from '../support/startable.ts'
+import { checkUrlOf, type HttpProbeResult, httpProbe } from './http-probe.ts'
 import type { ProbeNetworks } from './probe-networks.ts'
-import { type ProbeTarget, probeTargetOf, type TcpProbe, targetKey, tcpProbe } from './tcp-probe.ts'
+import { type ProbeTarget, probeTargetOf, type TcpProbeResult, targetKey, tcpProbe } from './tcp-probe.ts'
 
 export const DEFAULT_PROBE_INTERVAL_MS = 5000
 export const DEFAULT_PROBE_TIMEOUT_MS = 2000
 export const DEFAULT_DEGRADED_AFTER_MS = 500
 export const DEFAULT_STATUS_REFRESH_MS = 60_000
 export const DEFAULT_PROBE_CONCURRENCY = 16
+export const DEFAULT_TTL_MS = 30_000
+/** 30 minutes: a service down that long is gone, or will register again when it starts. */
+export const DEFAULT_DEREGISTER_AFTER_MS = 30 * 60 * 1000
+export const DEFAULT_CHECK_TYPE: CheckType = 'tcp'
 
 export interface InstanceProberInit {
   /**
@@ -53,11 +64,20 @@ export interface InstanceProberInit {
    * @default 16
    */
   concurrency?: number
+  /** The check of an instance registered without one (`OB_DEFAULT_CHECK`). @default 'tcp' */
+  defaultCheck?: CheckType
+  /** How long a ttl check waits for a heartbeat when the check names no `ttlMs`, ms. @default 30000 */
+  ttlMs?: number
+  /**
+   * Delete an owned instance once it has been Unreachable or Error this long without a break, ms, when
+   * its check names no `deregisterAfterMs` (`OB_DEREGISTER_AFTER_MS`); 0 never. @default 1800000
+   */
+  deregisterAfterMs?: number
 }
 
 export interface InstanceProberComponents {
   /** Where owned instances are found and their status is written (and then gossiped by the agent). */
-  replica: Pick<Replica, 'instances' | 'get' | 'putStatus' | 'on' | 'off'>
+  replica: Pick<Replica, 'instances' | 'get' | 'putStatus' | 'remove' | 'on' | 'off'>
   log: Logger
   /** This agent's URL (`OB_SELF_URL`): the instances whose `nodeUrl` is this URL are ours to probe. */
   selfUrl: string
@@ -99,6 +119,16 @@ export interface InstanceStatusChange {
   details?: string
 }
 
+/** A heartbeat of a service (`PUT /registry-svc/instance/{id}/heartbeat`), kept in memory by its owner. */
+interface Renewal {
+  /** Local wall-clock ms of the heartbeat. */
+  atMs: number
+  status: ProbeStatus | undefined
+  details: string | undefined
+}
+
+export type RenewOutcome = 'renewed' | 'unknown' | 'not-owned'
+
 export interface InstanceProberEvents {
   /** A probe finished (emitted before its result is compared with the replica and maybe written). */
   probe: [result: InstanceProbeResult]
@@ -106,6 +136,8 @@ export interface InstanceProberEvents {
   status: [change: InstanceStatusChange]
   /** An instance record was written (status, details, lastHeartbeat) and is durable. */
   write: [instance: Instance, reason: 'changed' | 'refresh']
+  /** An owned instance down for its `deregisterAfterMs` was deleted. */
+  deregister: [instance: Instance, downForMs: number]
 }
 
 export interface InstanceProberStats {
@@ -121,6 +153,16 @@ export interface InstanceProberStats {
   writeErrors: number
   /** Status writes dropped because the instance was deleted or re-registered meanwhile. */
   dropped: number
+  /** Owned instances deleted after being down for their `deregisterAfterMs`. */
+  deregistered: number
+  /** Heartbeats of services received. */
+  renewals: number
+}
+
+/** A check's connect or request in flight. */
+interface Probe {
+  readonly result: Promise<TcpProbeResult | HttpProbeResult>
+  cancel(): void
 }
 
 /** One owned instance being probed. Replaced (not reused) when the instance is untracked and back. */
@@ -128,7 +170,11 @@ interface Target {
   readonly id: string
   state: 'scheduled' | 'queued' | 'probing' | 'writing'
   timer: ReturnType<typeof setTimeout> | undefined
-  probe: TcpProbe | undefined
+  probe: Probe | undefined
+  /** Its check's interval, as of its last check. */
+  intervalMs: number
+  /** Local wall-clock ms since when every check found it Unreachable or Error; undefined when up. */
+  downSinceMs: number | undefined
 }
 
 /** Our write of an instance, between the re-read that justified it and its change event. */
@@ -187,7 +233,12 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
     writes: 0,
     writeErrors: 0,
     dropped: 0,
+    deregistered: 0,
+    renewals: 0,
   }
+  readonly defaultCheck: CheckType
+  readonly ttlMs: number
+  readonly deregisterAfterMs: number
   readonly #components: InstanceProberComponents
   /** Name resolution for probes, keeping only addresses inside the probe networks. */
   readonly #lookup: LookupFunction | undefined
@@ -201,6 +252,8 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
   readonly #work = new Set<Promise<void>>()
   /** nodeUrl → whether it is ours; one entry per node URL seen, so owning is not a URL parse per call. */
   readonly #ownedUrls = new Map<string, boolean>()
+  /** Heartbeats of owned instances, by id (in memory: a restarted agent waits one ttl for the next). */
+  readonly #renewals = new Map<string, Renewal>()
   #inFlight = 0
   #running = false
   #listening = false
@@ -220,6 +273,13 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
       throw new InitError('concurrency', `must be a positive integer, got ${concurrency}`)
     }
     this.concurrency = concurrency
+    this.defaultCheck = init.defaultCheck ?? DEFAULT_CHECK_TYPE
+    this.ttlMs = positiveMs('ttlMs', init.ttlMs ?? DEFAULT_TTL_MS)
+    const deregister = init.deregisterAfterMs ?? DEFAULT_DEREGISTER_AFTER_MS
+    if (!Number.isFinite(deregister) || deregister < 0) {
+      throw new InitError('deregisterAfterMs', `must be 0 (never) or more milliseconds, got ${deregister}`)
+    }
+    this.deregisterAfterMs = deregister
     this.#components = components
     this.#lookup = components.networks?.filterLookup(components.lookup) ?? components.lookup
     this.#log = components.log
@@ -254,6 +314,38 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
     return owned
   }
 
+  /** The check an instance gets: its own, else the agent's default type, with the agent's times. */
+  checkOf(
+    instance: Pick<Instance, 'check'>,
+  ): Required<Pick<Check, 'type' | 'intervalMs' | 'timeoutMs' | 'ttlMs' | 'deregisterAfterMs'>> &
+    Pick<Check, 'path'> {
+    const c = instance.check
+    return {
+      type: c?.type ?? this.defaultCheck,
+      intervalMs: c?.intervalMs ?? this.intervalMs,
+      timeoutMs: c?.timeoutMs ?? this.timeoutMs,
+      ttlMs: c?.ttlMs ?? this.ttlMs,
+      deregisterAfterMs: c?.deregisterAfterMs ?? this.deregisterAfterMs,
+      ...(c?.path === undefined ? {} : { path: c.path }),
+    }
+  }
+
+  /**
+   * A heartbeat from the service of an owned instance: renews a ttl check, and for ttl and none checks
+   * sets the status (Healthy when none is given). Checked at once, so a status change is written now;
+   * tcp and http checks note it and go on deciding by themselves.
+   */
+  renew(id: string, given: { status?: ProbeStatus; details?: string } = {}): RenewOutcome {
+    const instance = this.#components.replica.get('instance', id)
+    if (instance === undefined) return 'unknown'
+    if (!this.owns(instance)) return 'not-owned'
+    this.stats.renewals++
+    this.#renewals.set(id, { atMs: Date.now(), status: given.status, details: given.details })
+    const target = this.#targets.get(id)
+    if (target !== undefined && target.state === 'scheduled') this.#schedule(target, 0)
+    return 'renewed'
+  }
+
   /** Scans the replica for owned instances and schedules their probes, spread over one interval. Idempotent. */
   start(): void {
     if (this.#running) return
@@ -284,13 +376,23 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
 
   #track(id: string, delayMs: number): void {
     if (this.#targets.has(id)) return
-    const target: Target = { id, state: 'scheduled', timer: undefined, probe: undefined }
+    const target: Target = {
+      id,
+      state: 'scheduled',
+      timer: undefined,
+      probe: undefined,
+      intervalMs: this.intervalMs,
+      downSinceMs: undefined,
+    }
     this.#targets.set(id, target)
     this.#schedule(target, delayMs)
   }
 
   #untrack(target: Target): void {
-    if (this.#targets.get(target.id) === target) this.#targets.delete(target.id)
+    if (this.#targets.get(target.id) === target) {
+      this.#targets.delete(target.id)
+      this.#renewals.delete(target.id)
+    }
     clearTimeout(target.timer)
     target.timer = undefined
     target.probe?.cancel()
@@ -335,7 +437,15 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
       this.#untrack(target)
       return
     }
+    const check = this.checkOf(instance)
+    target.intervalMs = check.intervalMs
     const address = probeTargetOf(instance)
+    if (check.type === 'ttl' || check.type === 'none') {
+      const result = this.#renewalResult(target.id, instance, check.type, check.ttlMs)
+      if (result === undefined) this.#schedule(target, jittered(target.intervalMs))
+      else this.#settle(target, address, result)
+      return
+    }
     if ('problem' in address) {
       this.#settle(target, address, { id: target.id, status: 'Error', ms: 0, details: address.problem })
       return
@@ -345,13 +455,19 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
       this.#settle(target, address, { id: target.id, status: 'Error', ms: 0, details: refusal })
       return
     }
+    let probe: Probe
+    if (check.type === 'http') {
+      const url = checkUrlOf(instance, check.path)
+      if ('problem' in url) {
+        this.#settle(target, address, { id: target.id, status: 'Error', ms: 0, details: url.problem })
+        return
+      }
+      probe = httpProbe(url, { timeoutMs: check.timeoutMs, now: this.#now, lookup: this.#lookup })
+    } else {
+      probe = tcpProbe(address, { timeoutMs: check.timeoutMs, now: this.#now, lookup: this.#lookup })
+    }
     target.state = 'probing'
     this.#inFlight++
-    const probe = tcpProbe(address, {
-      timeoutMs: this.timeoutMs,
-      now: this.#now,
-      lookup: this.#lookup,
-    })
     target.probe = probe
     this.#hold(
       probe.result.then((r) => {
@@ -359,19 +475,85 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
         target.probe = undefined
         this.#drain()
         if (!this.#isCurrent(target) || (!r.ok && r.cancelled)) return
-        const result: InstanceProbeResult = r.ok
-          ? r.ms > this.degradedAfterMs
-            ? {
-                id: target.id,
-                status: 'Degraded',
-                ms: r.ms,
-                details: `TCP connect took longer than ${this.degradedAfterMs} ms`,
-              }
-            : { id: target.id, status: 'Healthy', ms: r.ms }
-          : { id: target.id, status: 'Unreachable', ms: r.ms, details: r.reason }
-        this.#settle(target, address, result)
+        this.#settle(target, address, this.#classify(target.id, r, check.type))
       }),
     )
+  }
+
+  /** A connect or request outcome as a status: slow or 429 is Degraded, any other failure Unreachable. */
+  #classify(id: string, r: TcpProbeResult | HttpProbeResult, type: CheckType): InstanceProbeResult {
+    if (!r.ok) return { id, status: 'Unreachable', ms: r.ms, details: r.reason }
+    const code = 'statusCode' in r ? r.statusCode : undefined
+    if (type === 'http' && code !== undefined && code !== 429 && (code < 200 || code > 299)) {
+      return { id, status: 'Unreachable', ms: r.ms, details: `HTTP ${code}` }
+    }
+    if (code === 429) return { id, status: 'Degraded', ms: r.ms, details: 'HTTP 429: too many requests' }
+    if (r.ms > this.degradedAfterMs) {
+      const what = type === 'http' ? 'HTTP answer' : 'TCP connect'
+      return {
+        id,
+        status: 'Degraded',
+        ms: r.ms,
+        details: `${what} took longer than ${this.degradedAfterMs} ms`,
+      }
+    }
+    return { id, status: 'Healthy', ms: r.ms }
+  }
+
+  /**
+   * The status a ttl or none check gives: the last heartbeat's (Healthy when it named none), and for
+   * ttl, Unreachable once no heartbeat came for `ttlMs` (counted from registration before the first).
+   * Undefined for a none check that never heard a heartbeat: its status stays as registered.
+   */
+  #renewalResult(
+    id: string,
+    instance: Instance,
+    type: 'ttl' | 'none',
+    ttlMs: number,
+  ): InstanceProbeResult | undefined {
+    const renewal = this.#renewals.get(id)
+    if (type === 'ttl') {
+      const since = renewal?.atMs ?? Date.parse(instance.lastHeartbeat ?? '')
+      if (Number.isNaN(since) || Date.now() - since > ttlMs) {
+        return { id, status: 'Unreachable', ms: 0, details: `no heartbeat within the ttl of ${ttlMs} ms` }
+      }
+    }
+    if (renewal === undefined) {
+      return type === 'ttl' ? { id, status: 'Healthy', ms: 0 } : undefined
+    }
+    const result: InstanceProbeResult = { id, status: renewal.status ?? 'Healthy', ms: 0 }
+    if (renewal.details !== undefined) result.details = renewal.details
+    return result
+  }
+
+  /**
+   * Counts how long an owned instance has been down without a break, and deletes it once that reaches
+   * its `deregisterAfterMs` (an ordinary delete, tombstoned and gossiped). Returns whether it did.
+   */
+  async #deregisterIfDue(target: Target, current: Instance, result: InstanceProbeResult): Promise<boolean> {
+    if (result.status !== 'Unreachable' && result.status !== 'Error') {
+      target.downSinceMs = undefined
+      return false
+    }
+    const now = Date.now()
+    target.downSinceMs ??= now
+    const after = this.checkOf(current).deregisterAfterMs
+    const downFor = now - target.downSinceMs
+    if (after === 0 || downFor < after) return false
+    if ((await this.#components.replica.remove('instance', current.id)) === undefined) return false
+    this.stats.deregistered++
+    this.#log.info(
+      {
+        instanceId: current.id,
+        slug: current.slug,
+        url: current.url,
+        downForMs: downFor,
+        details: result.details,
+      },
+      'instance deregistered: down for its deregisterAfterMs',
+    )
+    this.#notify('deregister', current, downFor)
+    return true
   }
 
   /** Compares a result with the stored instance, writes it when due, then schedules the next probe. */
@@ -394,18 +576,17 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
     }
     if (this.#pendingWrites.has(target.id)) {
       // An earlier tracking of this id is still writing (deleted and re-registered meanwhile): let it land.
-      this.#schedule(target, jittered(this.intervalMs))
+      this.#schedule(target, jittered(target.intervalMs))
       return
     }
     const outcome = this.#decide(current, result)
     this.stats.settled[outcome]++
-    if (outcome !== 'changed' && outcome !== 'refresh') {
-      this.#schedule(target, jittered(this.intervalMs))
-      return
-    }
     target.state = 'writing'
     this.#hold(
-      this.#write(current, result, outcome).finally(() => this.#schedule(target, jittered(this.intervalMs))),
+      (async () => {
+        if (await this.#deregisterIfDue(target, current, result)) return
+        if (outcome === 'changed' || outcome === 'refresh') await this.#write(current, result, outcome)
+      })().finally(() => this.#schedule(target, jittered(target.intervalMs))),
     )
   }
 

@@ -111,7 +111,7 @@ export function tcpProbe(target: ProbeTarget, options: TcpProbeOptions): TcpProb
  * A stable one-line reason (it goes into `details`, and a change of details is a write): Node's own
  * message, or the messages of every address tried when Happy Eyeballs tried several.
  */
-function describeError(err: unknown): string {
+export function describeError(err: unknown): string {
   if (err instanceof AggregateError && err.errors.length > 0) {
     return err.errors.map((e: unknown) => (e instanceof Error ? e.message : String(e))).join('; ')
   }

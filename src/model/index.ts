@@ -15,12 +15,16 @@ export { parseDefinitionsDocument } from './definition-document.ts'
 export { invalid, ValidationError } from './errors.ts'
 export { assertIdentifier, IDENTIFIER_PATTERN, IDENTIFIER_RULE, isIdentifier } from './ids.ts'
 export {
+  CHECK_TYPES,
+  type Check,
+  type CheckType,
   INSTANCE_STATUSES,
   type Instance,
   InstanceSchema,
   type InstanceStatus,
   instanceFromRegistration,
   instanceIdForUrl,
+  MAX_DEREGISTER_AFTER_MS,
   parseInstance,
   type RegisterInstanceRequest,
   RegisterInstanceRequestSchema,

@@ -42,15 +42,63 @@ const address = {
   path: Optional(Type.String({ pattern: PATH_PATTERN })),
 }
 
-/** `PUT /registry-svc/instance` body: 1Backend's RegisterInstanceRequest plus `slug`, `nodeUrl`, `tags`. */
+/** How the owner agent checks an instance (DESIGN.md §7.2). */
+export const CHECK_TYPES = ['tcp', 'http', 'ttl', 'none'] as const
+export type CheckType = (typeof CHECK_TYPES)[number]
+
+/** Bounds of a check's times, ms: a tenth of a second to a day (to a week for deregistration). */
+export const MIN_CHECK_MS = 100
+export const MAX_CHECK_MS = 24 * 60 * 60 * 1000
+export const MAX_DEREGISTER_AFTER_MS = 7 * MAX_CHECK_MS
+
+const checkMs = (description: string) =>
+  Optional(Type.Integer({ minimum: MIN_CHECK_MS, maximum: MAX_CHECK_MS, description }))
+
+const checkFields = {
+  type: Type.Union(
+    CHECK_TYPES.map((t) => Type.Literal(t)),
+    {
+      description:
+        'tcp: connect; http: GET of url + path; ttl: renewed by heartbeats; none: status from heartbeats only',
+    },
+  ),
+  path: Optional(
+    Type.String({ pattern: PATH_PATTERN, description: 'http: path joined to the instance URL' }),
+  ),
+  intervalMs: checkMs('Time between two checks (default OB_PROBE_INTERVAL_MS)'),
+  timeoutMs: checkMs('Deadline of one check (default the agent’s)'),
+  ttlMs: checkMs(
+    'ttl: longest time between two heartbeats before the instance is Unreachable (default 30000)',
+  ),
+  deregisterAfterMs: Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: MAX_DEREGISTER_AFTER_MS,
+      description:
+        'Delete the instance once it has been Unreachable or Error this long without a break; 0 never (default OB_DEREGISTER_AFTER_MS)',
+    }),
+  ),
+}
+
+/** A check as registered: strict, so a typo is a 400 naming the field. */
+export const CheckRequestSchema = Type.Object(checkFields, strict)
+/** A check as stored: open, like the instance, to fields a newer agent adds. */
+export const CheckSchema = Type.Object(checkFields, { additionalProperties: true })
+export type Check = Static<typeof CheckRequestSchema>
+
+/**
+ * `PUT /registry-svc/instance` body: 1Backend's RegisterInstanceRequest plus `slug` (optional, as in
+ * 1Backend, whose client sends none), `nodeUrl`, `tags` and `check`.
+ */
 export const RegisterInstanceRequestSchema = Type.Object(
   {
     id: Optional(IdentifierSchema),
     ...address,
-    slug: IdentifierSchema,
+    slug: Optional(IdentifierSchema),
     deploymentId: Optional(NonEmptyStringSchema),
     nodeUrl: Optional(UrlSchema),
     tags: Optional(Type.Array(Type.String())),
+    check: Optional(CheckRequestSchema),
   },
   strict,
 )
@@ -63,10 +111,11 @@ export const InstanceSchema = Type.Object(
     ...address,
     url: UrlSchema,
     scheme: Type.String({ pattern: SCHEME_PATTERN }),
-    slug: IdentifierSchema,
+    slug: Optional(IdentifierSchema),
     deploymentId: Optional(NonEmptyStringSchema),
     nodeUrl: Optional(UrlSchema),
     tags: Optional(Type.Array(Type.String())),
+    check: Optional(CheckSchema),
     status: Type.Union(INSTANCE_STATUSES.map((s) => Type.Literal(s))),
     details: Optional(Type.String()),
     lastHeartbeat: Optional(TimestampSchema),
@@ -87,7 +136,10 @@ const checkInstance = compileChecker(InstanceSchema)
  * parts given alongside must agree) or is built from scheme + host|ip + port [+ path]. Without an `id`
  * the id is derived from the URL, which makes registration idempotent across nodes.
  */
-export function instanceFromRegistration(req: unknown, defaults: { nodeUrl?: string; now: Date }): Instance {
+export function instanceFromRegistration(
+  req: unknown,
+  defaults: { nodeUrl?: string; now: Date; slug?: string | undefined },
+): Instance {
   const field = 'instance'
   const r = checkRequest(req, field)
   const given = { scheme: r.scheme, host: r.host, ip: r.ip, port: r.port, path: normalisePath(r.path) }
@@ -125,10 +177,11 @@ export function instanceFromRegistration(req: unknown, defaults: { nodeUrl?: str
       ip: parts.ip,
       port: parts.port,
       path: parts.path,
-      slug: r.slug,
+      slug: r.slug ?? defaults.slug,
       deploymentId: r.deploymentId,
       nodeUrl: r.nodeUrl ?? defaults.nodeUrl,
       tags: r.tags,
+      check: r.check,
       status: 'Unknown',
       lastHeartbeat: defaults.now.toISOString(),
     },
@@ -161,10 +214,11 @@ function finish(i: Instance, field: string): Instance {
   if (i.ip !== undefined) o.ip = i.ip
   if (i.port !== undefined) o.port = i.port
   if (path !== undefined) o.path = path
-  o.slug = i.slug
+  if (i.slug !== undefined) o.slug = i.slug
   if (i.deploymentId !== undefined) o.deploymentId = i.deploymentId
   if (i.nodeUrl !== undefined) o.nodeUrl = i.nodeUrl
   if (i.tags !== undefined && i.tags.length > 0) o.tags = [...i.tags]
+  if (i.check !== undefined) o.check = checkOf(i.check, `${field}.check`)
   o.status = i.status
   if (i.details !== undefined) o.details = i.details
   if (i.lastHeartbeat !== undefined) o.lastHeartbeat = i.lastHeartbeat
@@ -175,6 +229,29 @@ function finish(i: Instance, field: string): Instance {
   for (const k of others)
     Object.defineProperty(o, k, { value: i[k], enumerable: true, writable: true, configurable: true })
   return o as Instance
+}
+
+/**
+ * A check in canonical form (known fields in schema order, others sorted), with the rules the schema
+ * cannot say: a path only for http, a ttl only for ttl, a timeout below the interval.
+ */
+function checkOf(c: Check & { [field: string]: unknown }, field: string): Check {
+  if (c.path !== undefined && c.type !== 'http') throw invalid(`${field}.path`, 'is only for an http check')
+  if (c.ttlMs !== undefined && c.type !== 'ttl') throw invalid(`${field}.ttlMs`, 'is only for a ttl check')
+  if (c.timeoutMs !== undefined && c.intervalMs !== undefined && c.timeoutMs >= c.intervalMs) {
+    throw invalid(`${field}.timeoutMs`, `must be below intervalMs (${c.intervalMs})`)
+  }
+  const o: Record<string, unknown> = { type: c.type }
+  for (const k of ['path', 'intervalMs', 'timeoutMs', 'ttlMs', 'deregisterAfterMs'] as const) {
+    if (c[k] !== undefined) o[k] = c[k]
+  }
+  const known = new Set(Object.keys(checkFields))
+  for (const k of Object.keys(c)
+    .filter((k) => !known.has(k) && c[k] !== undefined)
+    .sort()) {
+    Object.defineProperty(o, k, { value: c[k], enumerable: true, writable: true, configurable: true })
+  }
+  return o as Check
 }
 
 function assertIp(ip: string, field: string): void {

@@ -92,6 +92,36 @@ const CASES: BadCase[] = [
     status: 400,
     error: /^ids must be an array$/,
   },
+  // checks
+  ...(
+    [
+      ['an unknown check type', { type: 'grpc' }, /^instance\.check\.type must be/],
+      ['a path on a tcp check', { type: 'tcp', path: '/health' }, /^instance\.check\.path is only for an http check$/],
+      ['a ttl on an http check', { type: 'http', ttlMs: 1000 }, /^instance\.check\.ttlMs is only for a ttl check$/],
+      [
+        'a timeout not below the interval',
+        { type: 'tcp', intervalMs: 1000, timeoutMs: 1000 },
+        /^instance\.check\.timeoutMs must be below intervalMs \(1000\)$/,
+      ],
+      ['an interval under 100 ms', { type: 'tcp', intervalMs: 10 }, /^instance\.check\.intervalMs must be/],
+      ['an unknown check field', { type: 'tcp', every: 5 }, /instance\.check has unknown field "every"/],
+    ] as const
+  ).map(([name, check, error]) => ({
+    name,
+    method: 'PUT',
+    path: '/registry-svc/instance',
+    options: { body: { url: 'http://127.0.0.1:1', slug: 'user-svc', check } },
+    status: 400,
+    error,
+  })),
+  {
+    name: 'a heartbeat with an unknown status',
+    method: 'PUT',
+    path: '/registry-svc/instance/inst_0000000000000000/heartbeat',
+    options: { body: { status: 'Fine' } },
+    status: 400,
+    error: /status/,
+  },
   // missing fields
   {
     name: 'missing url',
@@ -108,14 +138,6 @@ const CASES: BadCase[] = [
     options: { body: { scheme: 'http', host: 'a', slug: 'user-svc' } },
     status: 400,
     error: /port missing/,
-  },
-  {
-    name: 'missing slug',
-    method: 'PUT',
-    path: '/registry-svc/instance',
-    options: { body: { url: 'http://a:1' } },
-    status: 400,
-    error: /^instance\.slug is required$/,
   },
   {
     name: 'a relative url',

@@ -13,6 +13,7 @@ import {
   listen,
   type MetricsSources,
 } from '../../src/http/index.ts'
+import { InstanceProber } from '../../src/liveness/index.ts'
 import { type Node, parseNode } from '../../src/model/index.ts'
 import { LevelStore } from '../../src/replica/level-store.ts'
 import type { Replica } from '../../src/replica/replica.ts'
@@ -44,6 +45,8 @@ export class FakeLiveness extends EventEmitter implements HttpLiveness {
 export interface TestServer {
   app: FastifyInstance
   replica: Replica
+  /** The owner's checks (not started): what takes service heartbeats. */
+  checks: InstanceProber
   /** `http://127.0.0.1:<port>` */
   url: string
   /** The replica's LevelDB directory. */
@@ -92,6 +95,8 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   const logs: Array<Record<string, unknown>> = []
   const log = capturingLogger(logs)
   const liveness = options.liveness ? new FakeLiveness() : undefined
+  // The owner's checks, not started (no probes): they take the service heartbeats of the API.
+  const checks = new InstanceProber({}, { replica, log, selfUrl: SELF_URL })
   const app = await buildApp(
     { logRequests: true, ...options.init },
     {
@@ -99,6 +104,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
       self: { nodeId: NODE_ID, selfUrl: SELF_URL },
       log,
       liveness,
+      checks,
       metricsSources: {
         replicaCounts: () => replica.counts(),
         peersConnected: () => 0,
@@ -110,6 +116,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   return {
     app,
     replica,
+    checks,
     url,
     dir,
     logs,

@@ -40,6 +40,7 @@ describe('/openapi.json', () => {
         'PUT /registry-svc/instance',
         'GET /registry-svc/instances',
         'DELETE /registry-svc/instance/{id}',
+        'PUT /registry-svc/instance/{id}/heartbeat',
         'POST /registry-svc/nodes',
         'GET /registry-svc/node/self',
         'DELETE /registry-svc/node/{url}',
@@ -96,6 +97,8 @@ describe('/openapi.json', () => {
   }
 
   it('answers each documented route as documented: the examples succeed', async () => {
+    // The instance the heartbeat example renews: owned by this agent.
+    await s.call('PUT', '/registry-svc/instance', { body: { id: 'test-a', url: 'http://127.0.0.1:9', slug: 'svc' } })
     // Writes first so the reads and deletes that follow have something to answer.
     const order = ['put', 'post', 'get', 'delete']
     const sorted = [...operations].sort((a, b) => order.indexOf(a.method) - order.indexOf(b.method))

@@ -38,7 +38,7 @@ export function instancesCommand(): Command {
     print(
       formatTable(
         ['ID', 'SLUG', 'URL', 'STATUS', 'LAST HEARTBEAT'],
-        found.map((i) => [i.id, i.slug, i.url, i.status, ago(i.lastHeartbeat)]),
+        found.map((i) => [i.id, i.slug ?? '-', i.url, i.status, ago(i.lastHeartbeat)]),
       ),
     )
   })

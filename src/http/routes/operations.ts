@@ -5,10 +5,15 @@ import type { RegistryApp, RouteDeps } from '../types.ts'
 
 const tags = ['operations']
 
-export function operationRoutes(app: RegistryApp, { replica, self }: RouteDeps, metrics: HttpMetrics): void {
+export function operationRoutes(
+  app: RegistryApp,
+  { replica, self, lifecycle }: RouteDeps,
+  metrics: HttpMetrics,
+): void {
   app.get(
     '/healthz',
     {
+      config: { open: true },
       schema: {
         operationId: 'healthz',
         summary: 'Liveness of this agent, with its replica counts',
@@ -22,6 +27,9 @@ export function operationRoutes(app: RegistryApp, { replica, self }: RouteDeps, 
         nodeId: self.nodeId,
         digest: replica.digest(),
         ...replica.counts(),
+        ...(lifecycle === undefined
+          ? {}
+          : { selfPreservation: lifecycle.selfPreserving, unreachableRatio: lifecycle.unreachableRatio }),
       })
     },
   )
@@ -50,6 +58,7 @@ export function operationRoutes(app: RegistryApp, { replica, self }: RouteDeps, 
   app.get(
     '/openapi.json',
     {
+      config: { open: true },
       schema: {
         operationId: 'openapi',
         summary: 'This OpenAPI 3.1 document',
