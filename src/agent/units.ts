@@ -147,6 +147,7 @@ export function buildUnits(
       replica,
       log: log.child({ unit: 'instance-probe' }),
       selfUrl,
+      nodeId,
       networks: new ProbeNetworks(settings.probeNetworks ?? []),
     },
   )

@@ -7,9 +7,10 @@ import {
   type Instance,
   type InstanceStatus,
   normaliseNodeUrl,
+  parseInstance,
 } from '../model/index.ts'
 import type { Change } from '../replica/change.ts'
-import type { Replica } from '../replica/replica.ts'
+import type { ChangeSource, Replica } from '../replica/replica.ts'
 import { emitSafely } from '../support/emit-safely.ts'
 import { InitError, positiveMs } from '../support/init-error.ts'
 import { jittered } from '../support/jitter.ts'
@@ -77,7 +78,7 @@ export interface InstanceProberInit {
 
 export interface InstanceProberComponents {
   /** Where owned instances are found and their status is written (and then gossiped by the agent). */
-  replica: Pick<Replica, 'instances' | 'get' | 'putStatus' | 'remove' | 'on' | 'off'>
+  replica: Pick<Replica, 'instances' | 'get' | 'put' | 'putStatus' | 'remove' | 'on' | 'off'>
   log: Logger
   /** This agent's URL (`OB_SELF_URL`): the instances whose `nodeUrl` is this URL are ours to probe. */
   selfUrl: string
@@ -87,7 +88,15 @@ export interface InstanceProberComponents {
   lookup?: LookupFunction
   /** Where probes may connect (`OB_PROBE_NETWORKS`). @default anywhere */
   networks?: ProbeNetworks
+  /**
+   * This agent's node id: when its record is reaped (deleted by other agents while we were cut off),
+   * the owned instances reaped with it are registered again. @default none: nothing is re-registered
+   */
+  nodeId?: string
 }
+
+/** How close in time a reap of our record and deletes of our instances must be to count as one reap. */
+export const REAP_RESTORE_WINDOW_MS = 60_000
 
 /** A status a probe can find (`Unknown` is only ever set by registration). */
 export type ProbeStatus = Exclude<InstanceStatus, 'Unknown'>
@@ -173,6 +182,8 @@ interface Target {
   probe: Probe | undefined
   /** Its check's interval, as of its last check. */
   intervalMs: number
+  /** The instance as last read: what is registered again if it is reaped (see `#restoreReaped`). */
+  last: Instance | undefined
   /** Local wall-clock ms since when every check found it Unreachable or Error; undefined when up. */
   downSinceMs: number | undefined
 }
@@ -252,6 +263,10 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
   readonly #work = new Set<Promise<void>>()
   /** nodeUrl → whether it is ours; one entry per node URL seen, so owning is not a URL parse per call. */
   readonly #ownedUrls = new Map<string, boolean>()
+  /** Owned instances deleted by other agents lately, by id (see `#restoreReaped`). */
+  readonly #lost = new Map<string, { instance: Instance; atMs: number }>()
+  /** When other agents last deleted our node record (a reap, or an operator's delete). */
+  #ourRecordDeletedAtMs: number | undefined
   /** Heartbeats of owned instances, by id (in memory: a restarted agent waits one ttl for the next). */
   readonly #renewals = new Map<string, Renewal>()
   #inFlight = 0
@@ -383,6 +398,7 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
       probe: undefined,
       intervalMs: this.intervalMs,
       downSinceMs: undefined,
+      last: this.#components.replica.get('instance', id),
     }
     this.#targets.set(id, target)
     this.#schedule(target, delayMs)
@@ -439,6 +455,7 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
     }
     const check = this.checkOf(instance)
     target.intervalMs = check.intervalMs
+    target.last = instance
     const address = probeTargetOf(instance)
     if (check.type === 'ttl' || check.type === 'none') {
       const result = this.#renewalResult(target.id, instance, check.type, check.ttlMs)
@@ -641,9 +658,23 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
   }
 
   /** Follows the replica: new owned instances are probed at once, deleted or re-homed ones dropped. */
-  #onChange = (changes: Change[]): void => {
+  #onChange = (changes: Change[], source: ChangeSource): void => {
+    const now = Date.now()
+    let deletedElsewhere = false
     for (const change of changes) {
+      if (change.kind === 'node') {
+        if (change.id === this.#components.nodeId && change.value === null && source !== 'local') {
+          this.#ourRecordDeletedAtMs = now
+          deletedElsewhere = true
+        }
+        continue
+      }
       if (change.kind !== 'instance') continue
+      const lost = this.#targets.get(change.id)?.last
+      if (change.value === null && source !== 'local' && lost !== undefined && this.#running) {
+        this.#lost.set(change.id, { instance: lost, atMs: now })
+        deletedElsewhere = true
+      }
       const pending = this.#pendingWrites.get(change.id)
       if (pending !== undefined && !pending.applied) {
         if (isOurWrite(change, pending.record)) pending.applied = true
@@ -660,6 +691,37 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
         // Re-registered: answer with a real status soon rather than after a whole interval.
         this.#schedule(target, 0)
       }
+    }
+    if (deletedElsewhere) this.#hold(this.#restoreReaped(now))
+  }
+
+  /**
+   * Other agents reap a node unreachable for `OB_NODE_REAP_AFTER_MS`: its instances, then its record.
+   * When that happens to us, we were cut off, not dead, and the services we check are still there:
+   * the heartbeat writes our record again, and this registers again the owned instances deleted by
+   * other agents within `REAP_RESTORE_WINDOW_MS` of our record's delete (status Unknown until checked).
+   * An instance a client deleted in that same minute comes back too; it is logged.
+   */
+  async #restoreReaped(now: number): Promise<void> {
+    for (const [id, { atMs }] of this.#lost) if (now - atMs > REAP_RESTORE_WINDOW_MS) this.#lost.delete(id)
+    const reapedAt = this.#ourRecordDeletedAtMs
+    if (reapedAt === undefined || now - reapedAt > REAP_RESTORE_WINDOW_MS || this.#lost.size === 0) return
+    const restored: string[] = []
+    for (const [id, { instance }] of [...this.#lost]) {
+      this.#lost.delete(id)
+      if (this.#components.replica.get('instance', id) !== undefined) continue
+      const { signature: _signature, details: _details, ...registration } = instance
+      await this.#components.replica.put(
+        'instance',
+        parseInstance({ ...registration, status: 'Unknown', lastHeartbeat: new Date().toISOString() }),
+      )
+      restored.push(id)
+    }
+    if (restored.length > 0) {
+      this.#log.warn(
+        { instances: restored },
+        'our node was reaped while cut off from the cluster: its instances are registered again',
+      )
     }
   }
 

@@ -41,6 +41,7 @@ export interface Health {
   instances: number
   nodes: number
   tombstones: number
+  selfPreservation?: boolean
 }
 
 export interface InstanceView {

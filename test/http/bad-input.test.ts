@@ -96,8 +96,16 @@ const CASES: BadCase[] = [
   ...(
     [
       ['an unknown check type', { type: 'grpc' }, /^instance\.check\.type must be/],
-      ['a path on a tcp check', { type: 'tcp', path: '/health' }, /^instance\.check\.path is only for an http check$/],
-      ['a ttl on an http check', { type: 'http', ttlMs: 1000 }, /^instance\.check\.ttlMs is only for a ttl check$/],
+      [
+        'a path on a tcp check',
+        { type: 'tcp', path: '/health' },
+        /^instance\.check\.path is only for an http check$/,
+      ],
+      [
+        'a ttl on an http check',
+        { type: 'http', ttlMs: 1000 },
+        /^instance\.check\.ttlMs is only for a ttl check$/,
+      ],
       [
         'a timeout not below the interval',
         { type: 'tcp', intervalMs: 1000, timeoutMs: 1000 },

@@ -98,7 +98,9 @@ describe('/openapi.json', () => {
 
   it('answers each documented route as documented: the examples succeed', async () => {
     // The instance the heartbeat example renews: owned by this agent.
-    await s.call('PUT', '/registry-svc/instance', { body: { id: 'test-a', url: 'http://127.0.0.1:9', slug: 'svc' } })
+    await s.call('PUT', '/registry-svc/instance', {
+      body: { id: 'test-a', url: 'http://127.0.0.1:9', slug: 'svc' },
+    })
     // Writes first so the reads and deletes that follow have something to answer.
     const order = ['put', 'post', 'get', 'delete']
     const sorted = [...operations].sort((a, b) => order.indexOf(a.method) - order.indexOf(b.method))
