@@ -71,7 +71,7 @@ describe('instance lifecycle across a cluster', () => {
       check: { type: 'ttl', ttlMs: 600, intervalMs: 100, deregisterAfterMs: 800 },
     })
     const id = registered.json.instance.id as string
-    const beat = (agent: TestAgent, body?: unknown) =>
+    const beat = (agent: TestAgent, body?: object) =>
       api(agent, 'PUT', `/registry-svc/instance/${id}/heartbeat`, body)
     expect((await beat(owner!, { status: 'Degraded', details: 'warming up' })).status).toBe(204)
     await waitFor('Degraded everywhere', () => statusEverywhere(id).every((s) => s === 'Degraded'), WAIT)
