@@ -98,7 +98,8 @@ describe('p2p-registry CLI against a running agent', () => {
       '--tag',
       'canary',
     )
-    expect(parts).toMatchObject({ code: 0, stdout: 'registered instance of user-svc\n' })
+    expect(parts).toMatchObject({ code: 0 })
+    expect(parts.stdout).toMatch(/^registered instance inst_[0-9a-f]{16} of user-svc\n$/)
     await run('instances', 'register', 'http://127.0.0.3:25', '--slug', 'mail-svc')
 
     const table = await run('instances', 'list', '--slug', 'user-svc')
@@ -118,6 +119,56 @@ describe('p2p-registry CLI against a running agent', () => {
       (await run('instances', 'list', '--slug', 'user-svc', '--json')).stdout,
     ) as unknown[]
     expect(after).toHaveLength(1)
+  })
+
+  it('registers with a check and renews a ttl instance with heartbeats', async () => {
+    const http = await run(
+      'instances',
+      'register',
+      'http://127.0.0.4:8080',
+      '--check',
+      'http',
+      '--check-path',
+      '/health',
+      '--check-interval',
+      '5s',
+      '--check-timeout',
+      '1500',
+      '--deregister-after',
+      '5m',
+    )
+    expect(http).toMatchObject({ code: 0 })
+    expect(http.stdout).toMatch(/^registered instance inst_[0-9a-f]{16}\n$/)
+    const ttl = await run('instances', 'register', 'tcp://127.0.0.4:7', '--slug', 'worker', '--ttl', '10s')
+    const id = /registered instance (\S+) of worker/.exec(ttl.stdout)![1]!
+    const listed = JSON.parse(
+      (await run('instances', 'list', '--ip', '127.0.0.4', '--json')).stdout,
+    ) as Array<{
+      id: string
+      check: unknown
+      slug?: string
+    }>
+    expect(listed.map((i) => [i.slug, i.check])).toEqual(
+      expect.arrayContaining([
+        [
+          undefined,
+          { type: 'http', path: '/health', intervalMs: 5000, timeoutMs: 1500, deregisterAfterMs: 300000 },
+        ],
+        ['worker', { type: 'ttl', ttlMs: 10000 }],
+      ]),
+    )
+    expect(
+      await run('instances', 'heartbeat', id, '--status', 'Degraded', '--details', 'warming up'),
+    ).toMatchObject({
+      code: 0,
+      stdout: `renewed instance ${id}\n`,
+    })
+    const bad = await run('instances', 'register', 'tcp://127.0.0.4:8', '--check-interval', 'soon')
+    expect(bad.code).not.toBe(0)
+    expect(bad.stderr).toContain("option '--check-interval <duration>' argument 'soon' is invalid")
+    const orphan = await run('instances', 'register', 'tcp://127.0.0.4:9', '--check-interval', '5s')
+    expect(orphan).toMatchObject({ code: 1 })
+    expect(orphan.stderr).toMatch(/need --check <type>/)
   })
 
   it('saves definitions from the YAML and JSON seed examples, lists and deletes them', async () => {

@@ -1,5 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { INSTANCE_STATUSES, type Instance } from '../../model/index.ts'
+import ms from 'ms'
+import { CHECK_TYPES, INSTANCE_STATUSES, type Instance } from '../../model/index.ts'
+import { CliError } from '../client.ts'
 import { ago, formatTable } from '../table.ts'
 import { clientOf, print, printJson } from './context.ts'
 
@@ -48,7 +50,7 @@ export function instancesCommand(): Command {
     .description('Register an instance by its address, or by --scheme, --host or --ip, --port and --path.')
     // A positional address, because --url (before the command) names the agent to talk to.
     .argument('[address]', 'full address of the instance, e.g. http://10.0.0.5:8080/api')
-    .requiredOption('--slug <slug>', 'owning service slug (the lookup key)')
+    .option('--slug <slug>', 'owning service slug (the lookup key; a service token gives its own)')
     .option('--scheme <scheme>', 'URL scheme when no address is given')
     .option('--host <host>', 'host name when no address is given')
     .option('--ip <ip>', 'IP address when no address is given')
@@ -63,15 +65,55 @@ export function instancesCommand(): Command {
     .option('--deployment-id <id>', 'deployment this instance belongs to')
     .option('--node-url <url>', 'URL of the node it runs on (default: the agent)')
     .option('--tag <tag>', 'a tag; repeat for more', (tag: string, tags: string[] = []) => [...tags, tag])
+    .addOption(
+      new Option('--check <type>', 'how the owner agent checks it (default: the agent’s)').choices(
+        CHECK_TYPES,
+      ),
+    )
+    .option('--check-path <path>', 'http check: path joined to the address, e.g. /health')
+    .option('--check-interval <duration>', 'time between checks, e.g. 5s', duration)
+    .option('--check-timeout <duration>', 'deadline of one check, e.g. 2s', duration)
+    .option(
+      '--ttl <duration>',
+      'ttl check: longest time between heartbeats, e.g. 10s (implies --check ttl)',
+      duration,
+    )
+    .option('--deregister-after <duration>', 'delete it once down this long, e.g. 5m; 0 never', duration)
     .action(async (address: string | undefined, options: Record<string, unknown>, command: Command) => {
       const body: Record<string, unknown> = address === undefined ? {} : { url: address }
       for (const key of ['slug', 'scheme', 'host', 'ip', 'port', 'path', 'id', 'deploymentId', 'nodeUrl']) {
         if (options[key] !== undefined) body[key] = options[key]
       }
       if (options.tag !== undefined) body.tags = options.tag
+      const check = checkOf(options)
+      if (check !== undefined) body.check = check
       const client = clientOf(command)
-      await client.request('PUT', '/registry-svc/instance', body)
-      print(`registered instance of ${String(options.slug)}\n`)
+      const { instance } = await client.request<{ instance: Instance }>('PUT', '/registry-svc/instance', body)
+      print(
+        `registered instance ${instance.id}${instance.slug === undefined ? '' : ` of ${instance.slug}`}\n`,
+      )
+    })
+
+  instances
+    .command('heartbeat')
+    .description('Renew an instance on the agent that owns it (ttl checks), optionally with a status.')
+    .argument('<id>', 'instance id, as listed')
+    .addOption(
+      new Option('--status <status>', 'what the service says of itself (default Healthy)').choices(
+        INSTANCE_STATUSES.filter((s) => s !== 'Unknown'),
+      ),
+    )
+    .option('--details <text>', 'a sentence to go with the status')
+    .action(async (id: string, options: { status?: string; details?: string }, command: Command) => {
+      const body: Record<string, string> = {}
+      if (options.status !== undefined) body.status = options.status
+      if (options.details !== undefined) body.details = options.details
+      await clientOf(command).request(
+        'PUT',
+        `/registry-svc/instance/${encodeURIComponent(id)}/heartbeat`,
+        body,
+      )
+      print(`renewed instance ${id}\n`)
     })
 
   instances
@@ -83,4 +125,35 @@ export function instancesCommand(): Command {
       print(`removed instance ${id}\n`)
     })
   return instances
+}
+
+/** A duration flag (`10s`, `5m`, `1500` ms) as whole milliseconds. */
+function duration(value: string): number {
+  const n = /^\d+$/.test(value) ? Number(value) : ms(value as ms.StringValue)
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
+    throw new InvalidArgumentError('must be a duration such as 500ms, 10s, 5m or 1h (a bare number is ms).')
+  }
+  return Math.round(n)
+}
+
+/** The `check` of a registration from the flags; undefined when none is given. */
+function checkOf(options: Record<string, unknown>): Record<string, unknown> | undefined {
+  const fields: Array<[string, string]> = [
+    ['checkPath', 'path'],
+    ['checkInterval', 'intervalMs'],
+    ['checkTimeout', 'timeoutMs'],
+    ['ttl', 'ttlMs'],
+    ['deregisterAfter', 'deregisterAfterMs'],
+  ]
+  const given = fields.filter(([flag]) => options[flag] !== undefined)
+  if (options.check === undefined && given.length === 0) return undefined
+  const type =
+    options.check ??
+    (options.ttl !== undefined ? 'ttl' : options.checkPath !== undefined ? 'http' : undefined)
+  if (type === undefined) {
+    throw new CliError('--check-interval, --check-timeout and --deregister-after need --check <type>')
+  }
+  const check: Record<string, unknown> = { type }
+  for (const [flag, field] of given) check[field] = options[flag]
+  return check
 }
