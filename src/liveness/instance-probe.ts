@@ -23,7 +23,11 @@ import { type ProbeTarget, probeTargetOf, type TcpProbeResult, targetKey, tcpPro
 export const DEFAULT_PROBE_INTERVAL_MS = 5000
 export const DEFAULT_PROBE_TIMEOUT_MS = 2000
 export const DEFAULT_DEGRADED_AFTER_MS = 500
-export const DEFAULT_STATUS_REFRESH_MS = 60_000
+/**
+ * An hour: a steady instance costs a cluster-wide write per hour, not per probe or per minute (the
+ * check benchmark's steady write rate); liveness of its owner is what says it is still checked.
+ */
+export const DEFAULT_STATUS_REFRESH_MS = 60 * 60 * 1000
 export const DEFAULT_PROBE_CONCURRENCY = 16
 export const DEFAULT_TTL_MS = 30_000
 /** 30 minutes: a service down that long is gone, or will register again when it starts. */
@@ -55,8 +59,8 @@ export interface InstanceProberInit {
    * How old the stored `lastHeartbeat` may get while the status stays the same, ms: a probe finding it
    * older rewrites status + lastHeartbeat. Each write is gossiped to and stored by every replica, so
    * this keeps a cluster-wide write per instance per refresh instead of one per probe, while
-   * `lastHeartbeat` still says "probed by its owner within the last minute or so".
-   * @default 60000
+   * `lastHeartbeat` still says "vouched for by its owner within the last hour".
+   * @default 3600000
    */
   refreshMs?: number
   /**

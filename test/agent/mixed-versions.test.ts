@@ -72,6 +72,8 @@ describe.runIf(lastBin !== undefined)(
           id: `via-${i}`,
           url: `http://127.0.4.${i + 1}:9`,
           slug: 'mixed',
+          // This build's instances carry their check; the last release keeps it as an unknown field.
+          ...(agent.release === 'this' ? { check: { type: 'tcp', intervalMs: 200 } } : {}),
         })
         await call(agent, 'PUT', '/registry-svc/definition', {
           definition: { id: `def-${i}`, image: { name: 'nginx', port: 80 } },

@@ -84,7 +84,7 @@ export function instanceRoutes(app: RegistryApp, { replica, self, read, checks }
         operationId: 'instanceHeartbeat',
         summary: 'Renew an instance: its service is alive (ttl checks), optionally with a status',
         description:
-          'Send it to the agent that owns the instance (its nodeUrl), at least every ttlMs for a ttl check. The status (Healthy when absent) and details are what ttl and none checks report; tcp and http checks decide by themselves. Written to the registry only when the status or details change, or once a minute.',
+          'Send it to the agent that owns the instance (its nodeUrl), at least every ttlMs for a ttl check. The status (Healthy when absent) and details are what ttl and none checks report; tcp and http checks decide by themselves. Written to the registry only when the status or details change, or once an hour.',
         tags,
         querystring: NoQuerySchema,
         security,
