@@ -25,10 +25,16 @@ export function instanceView(
   nodeByUrl: (url: string) => Node | undefined,
 ): Instance {
   const stored = change.value as Instance
-  const { signature: _signature, ...shown } = stored
-  if (isVouched(change, stored, nodeById, nodeByUrl)) return shown as Instance
-  const { details: _details, ...rest } = shown
-  return { ...rest, status: 'Unknown' } as Instance
+  const signed = stored.signature !== undefined
+  if (isVouched(change, stored, nodeById, nodeByUrl)) {
+    if (!signed) return stored // the common unsigned case shares the stored object
+    const { signature: _signature, ...shown } = stored
+    return shown as Instance
+  }
+  // One copy, keys in their stored order (`status` keeps its place).
+  const { signature: _signature, details: _details, ...shown } = stored
+  shown.status = 'Unknown'
+  return shown as Instance
 }
 
 function isVouched(

@@ -32,8 +32,13 @@ import { waitFor } from '../support/wait.ts'
 import { type Attacker, CLUSTER_KEY, instanceChange, startAttacker } from './attacker.ts'
 
 const MAX_ENTITIES = 2_000
-/** An idle agent uses about 100 MB of RSS; a flood may add its working set, not its volume. */
-const RSS_BOUND_MB = 250
+/**
+ * An idle agent uses about 100 MB of RSS; a flood may add its working set, not its volume: 148-170 MB
+ * measured after it when this test runs alone, 257-287 MB when it follows the cluster tests above (the
+ * agent gets less CPU, so more of the flood waits in buffers at once). A flood held in memory would be
+ * far past this (20,000 messages of 200 changes).
+ */
+const RSS_BOUND_MB = 320
 
 /** A lookup loop for a child process: prints each lookup's time, ms, until it is killed. */
 const LOOKUP_LOOP = `
@@ -207,7 +212,10 @@ describe('a misbehaving member of the cluster', () => {
     const report = await attacker.push(a!)
     expect(report).toMatchObject({ outcome: 'failed', reason: 'closed' })
     expect(a!.replica.counts().instances).toBeLessThanOrEqual(MAX_ENTITIES)
-    expect(a!.sync.stats.failures['too-many-entries']).toBeGreaterThan(0)
+    await waitFor(
+      'the server side of the session to record why it ended',
+      () => a!.sync.stats.failures['too-many-entries'] > 0,
+    )
     // Gossip: batches of fresh instances, far more than the limit.
     for (let at = 0; at < 4_000; at += 200) {
       await attacker.publishChanges(
@@ -224,10 +232,25 @@ describe('a misbehaving member of the cluster', () => {
   })
 
   it('is graylisted after a few invalid messages, and what it sends next is not merged', async () => {
-    for (let i = 0; i < 5; i++) await attacker.publish(`{"changes": "not a list ${i}"}`)
-    await waitFor('the attacker graylisted on every agent', () =>
-      cluster.agents.every((x) => scoreOf(x, attacker) < GOSSIP_SCORE_THRESHOLDS.graylistThreshold),
-    )
+    // Ten at least: the invalid-message count decays by 0.9 a second, and ten keep the score under the
+    // graylist threshold for about 12 s. It keeps sending them until every agent has it graylisted (one
+    // that already ignores it for flooding in the test above counts none until that fades).
+    // Connected and subscribed again: an agent may have closed its connection in the tests above.
+    await attacker.join(cluster.agents)
+    let sent = 0
+    const invalid = () => attacker.publish(`{"changes": "not a list ${sent++}"}`)
+    for (let i = 0; i < 10; i++) await invalid()
+    await waitFor('the attacker graylisted on every agent', async () => {
+      if (cluster.agents.every((x) => scoreOf(x, attacker) < GOSSIP_SCORE_THRESHOLDS.graylistThreshold))
+        return true
+      await invalid()
+      return false
+    })
+    // Gossipsub keeps accepting a peer whose score was good for up to 1 s after it last checked it
+    // (its accept-from whitelist: ACCEPT_FROM_WHITELIST_DURATION_MS); the attacker earned a good score
+    // with the valid messages of the tests above. Past that window the graylist holds.
+    const graylistedAt = Date.now()
+    await waitFor('gossipsub’s accept-from window to pass', () => Date.now() - graylistedAt > 1_100)
     await attacker.publishChanges([
       {
         kind: 'definition',

@@ -166,7 +166,6 @@ describe('instanceFromRegistration: errors name the field', () => {
       'instance.url must be a URL without whitespace',
     ],
     ['url port 0', { slug: 's', url: 'http://a:0' }, 'instance.url', 'instance.url must have a port 1-65535'],
-    ['missing slug', { url: 'http://a' }, 'instance.slug', 'instance.slug is required'],
     ['slug with slash', { slug: 'a/b', url: 'http://a' }, 'instance.slug', /identifier rule/],
     ['id with control char', { id: 'a\tb', slug: 's', url: 'http://a' }, 'instance.id', /identifier rule/],
     [
@@ -252,12 +251,10 @@ describe('parseInstance', () => {
   })
 
   it('keeps fields a newer agent added, after the known ones in sorted order, whatever order they came in', () => {
-    const newer = JSON.parse(
-      JSON.stringify({ zeta: 1, ...stored, check: { type: 'ttl', ttlMs: 1000 }, __proto__x: true }),
-    )
+    const newer = JSON.parse(JSON.stringify({ zeta: 1, ...stored, weight: { share: 3 }, __proto__x: true }))
     const parsed = parseInstance(Object.fromEntries(Object.entries(newer).reverse()))
-    expect(Object.keys(parsed)).toEqual([...Object.keys(stored), '__proto__x', 'check', 'zeta'])
-    expect(parsed.check).toEqual({ type: 'ttl', ttlMs: 1000 })
+    expect(Object.keys(parsed)).toEqual([...Object.keys(stored), '__proto__x', 'weight', 'zeta'])
+    expect(parsed.weight).toEqual({ share: 3 })
     expect(JSON.stringify(parseInstance(parsed))).toBe(JSON.stringify(parsed))
   })
 
