@@ -114,6 +114,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
       ...(config.apiToken === undefined ? {} : { apiToken: config.apiToken }),
       ...(tokens === undefined ? {} : { tokens }),
       readsNeedToken: config.readsNeedToken,
+      maxWatchers: config.maxWatchers,
       bodyLimitBytes: config.bodyLimitBytes,
     },
     {

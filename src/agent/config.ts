@@ -1,6 +1,6 @@
 import { homedir, hostname } from 'node:os'
 import { join } from 'node:path'
-import { DEFAULT_BODY_LIMIT_BYTES } from '../http/index.ts'
+import { DEFAULT_BODY_LIMIT_BYTES, DEFAULT_MAX_WATCHERS } from '../http/index.ts'
 import {
   DEFAULT_CHECK_TYPE,
   DEFAULT_DEREGISTER_AFTER_MS,
@@ -70,6 +70,8 @@ export interface AgentConfig {
   apiTokensFile: string | undefined
   /** Reads need a token too. @default false */
   readsNeedToken: boolean
+  /** Watch streams and blocking queries held open at once. @default DEFAULT_MAX_WATCHERS */
+  maxWatchers: number
 }
 
 export class ConfigError extends Error {
@@ -382,6 +384,15 @@ export const OPTIONS = [
     default: 'false',
     description: 'Reads need a token too (any role).',
     parse: boolean(false),
+  }),
+  option({
+    key: 'maxWatchers',
+    env: 'OB_MAX_WATCHERS',
+    flag: '--max-watchers',
+    default: String(DEFAULT_MAX_WATCHERS),
+    description:
+      'Watch streams and blocking queries held open at once; one more is answered 503. Each holds a connection.',
+    parse: integer(0, 1_000_000, DEFAULT_MAX_WATCHERS),
   }),
 ] as const
 

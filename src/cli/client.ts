@@ -1,3 +1,5 @@
+import { createParser } from 'eventsource-parser'
+
 /** A thin client of an agent's HTTP API, for the CLI. */
 export class CliError extends Error {
   override name = 'CliError'
@@ -16,6 +18,43 @@ export class RegistryClient {
     if (!URL.canParse(options.url)) throw new CliError(`--url must be an absolute URL, got "${options.url}"`)
     this.#base = options.url.replace(/\/+$/, '')
     this.#token = options.token
+  }
+
+  /**
+   * Follows a watch stream (`…/watch`): calls `onEvent` with each event's parsed data until the stream
+   * ends or `signal` aborts. Throws CliError when the agent cannot be reached or refuses.
+   */
+  async watch(path: string, onEvent: (data: unknown) => void, signal?: AbortSignal): Promise<void> {
+    const headers: Record<string, string> = { accept: 'text/event-stream' }
+    if (this.#token) headers.authorization = `Bearer ${this.#token}`
+    let response: Response
+    try {
+      response = await fetch(`${this.#base}${path}`, { headers, ...(signal ? { signal } : {}) })
+    } catch (err) {
+      if (signal?.aborted) return
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause
+      throw new CliError(
+        `cannot reach the agent at ${this.#base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
+      )
+    }
+    if (!response.ok || response.body === null) {
+      const text = await response.text()
+      let message = text
+      try {
+        message = (JSON.parse(text) as { error?: string }).error ?? text
+      } catch {
+        // Not JSON: show the text as is.
+      }
+      throw new CliError(`${message} (HTTP ${response.status})`)
+    }
+    const parser = createParser({ onEvent: (event) => onEvent(JSON.parse(event.data)) })
+    const decoder = new TextDecoder()
+    try {
+      for await (const chunk of response.body)
+        parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }))
+    } catch (err) {
+      if (!signal?.aborted) throw new CliError(`the watch stream broke: ${(err as Error).message}`)
+    }
   }
 
   /** Sends a request; resolves with the parsed JSON body (undefined for 204), throws CliError otherwise. */

@@ -24,6 +24,7 @@ import { nodeRoutes } from './routes/nodes.ts'
 import { operationRoutes } from './routes/operations.ts'
 import { type TokenSource, Tokens } from './tokens.ts'
 import type { HttpChecks, HttpLifecycle, RegistryApp, RouteDeps, SelfIdentity } from './types.ts'
+import { DEFAULT_MAX_WATCHERS, WatchHub } from './watch-hub.ts'
 import './route-config.ts'
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024
@@ -53,6 +54,8 @@ export interface HttpAppInit {
   responseCache?: ResponseCacheInit
   /** Bounds on what one client connection may hold: see `HttpLimits`. */
   limits?: Partial<HttpLimits>
+  /** Watch streams and blocking queries open at once (`OB_MAX_WATCHERS`). @default 10000 */
+  maxWatchers?: number
 }
 
 /**
@@ -68,7 +71,10 @@ export interface HttpLimits {
   keepAliveTimeoutMs: number
   /** How often Node checks the two request timeouts, ms. */
   checkIntervalMs: number
-  /** Connections open at once; more are closed as they arrive. */
+  /**
+   * Connections open at once; more are closed as they arrive. Each watch slot (`maxWatchers`) adds
+   * one, since a watch holds its connection.
+   */
   maxConnections: number
 }
 
@@ -100,7 +106,12 @@ export interface HttpAppComponents {
  */
 export async function buildApp(init: HttpAppInit, components: HttpAppComponents): Promise<FastifyInstance> {
   const bodyLimit = init.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES
-  const limits = { ...DEFAULT_HTTP_LIMITS, ...init.limits }
+  const maxWatchers = init.maxWatchers ?? DEFAULT_MAX_WATCHERS
+  const limits = {
+    ...DEFAULT_HTTP_LIMITS,
+    maxConnections: DEFAULT_HTTP_LIMITS.maxConnections + maxWatchers,
+    ...init.limits,
+  }
   const app: RegistryApp = Fastify({
     http: {
       headersTimeout: limits.headersTimeoutMs,
@@ -148,6 +159,7 @@ export async function buildApp(init: HttpAppInit, components: HttpAppComponents)
       return { hits: c.hits, misses: c.misses, entries: c.size, bytes: c.bytes }
     },
   })
+  const watches = new WatchHub(read, maxWatchers)
   app.addHook('onClose', (_app, done) => {
     read.close()
     done()
@@ -156,6 +168,8 @@ export async function buildApp(init: HttpAppInit, components: HttpAppComponents)
   let closing = false
   app.addHook('preClose', (done) => {
     closing = true
+    // Streams and blocking queries would keep the server from closing: end and answer them now.
+    watches.close()
     done()
   })
   app.addHook('onRequest', (_request, _reply, done) => done(closing ? new ShuttingDownError() : undefined))
@@ -190,6 +204,7 @@ export async function buildApp(init: HttpAppInit, components: HttpAppComponents)
     read,
     checks: components.checks,
     lifecycle: components.lifecycle,
+    watches,
   }
   definitionRoutes(app, deps)
   instanceRoutes(app, deps)

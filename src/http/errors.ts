@@ -18,6 +18,7 @@
  * | `BodyTooLargeError`        | body-too-large         | 413    | body over the limit (`OB_BODY_LIMIT_BYTES`): `request body is larger than the limit of 1048576 bytes` |
  * | `UnsupportedMediaTypeError`| unsupported-media-type | 415    | a body that is not `application/json`: `content-type "text/plain" is not supported; send application/json` |
  * | `QuotaExceededError`       | quota-exceeded         | 507    | the write would take the replica past `OB_MAX_ENTITIES` entries of its kind: `the replica holds 200000 instance entries, its limit (OB_MAX_ENTITIES); delete some first` |
+ * | `TooManyWatchersError`     | too-many-watchers      | 503    | every watch and blocking-query slot is taken (`OB_MAX_WATCHERS`); also sends `Retry-After` |
  * | `ShuttingDownError`        | shutting-down          | 503    | a request arriving while the agent closes its HTTP server (also sends `Connection: close`) |
  * | `InternalError`            | internal               | 500    | a failure inside the agent (a bug, or LevelDB failing), never bad input: `internal error; the agent log has the details` (the cause is logged) |
  *
@@ -42,6 +43,7 @@ export const HTTP_ERROR_STATUS = {
   'body-too-large': 413,
   'unsupported-media-type': 415,
   'quota-exceeded': 507,
+  'too-many-watchers': 503,
   'shutting-down': 503,
   internal: 500,
 } as const
@@ -86,6 +88,15 @@ export class UnauthorizedError extends HttpError {
   override readonly name = 'UnauthorizedError'
   readonly code = 'unauthorized'
   override readonly headers = { 'www-authenticate': 'Bearer' }
+}
+
+export class TooManyWatchersError extends HttpError {
+  override readonly name = 'TooManyWatchersError'
+  readonly code = 'too-many-watchers'
+  override readonly headers = { 'retry-after': '5' }
+  constructor(max: number) {
+    super(`this agent holds ${max} watches and blocking queries, its limit; try again shortly or poll`)
+  }
 }
 
 export class ForbiddenError extends HttpError {

@@ -26,6 +26,7 @@ export type { AntiEntropyMetricsSource, MetricsSources } from './metrics.ts'
 export type { ResponseCacheInit } from './response-cache.ts'
 export { ReloadingTokens, Tokens, TokensFileError } from './tokens.ts'
 export type { HttpChecks, HttpLifecycle, SelfIdentity } from './types.ts'
+export { DEFAULT_MAX_WATCHERS } from './watch-hub.ts'
 
 export interface BoundAddress {
   host: string

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import type { Static } from '@sinclair/typebox'
 import { normalisePath } from '../model/address.ts'
 import type { Instance, Node } from '../model/index.ts'
@@ -8,7 +9,23 @@ import { type HttpLiveness, LIVENESS_EVENTS, LivenessOverlay, type NodeView } fr
 import { ResponseCache, type ResponseCacheInit } from './response-cache.ts'
 import type { InstanceQuerySchema } from './schemas.ts'
 
-export type InstanceQuery = Static<typeof InstanceQuerySchema>
+export type InstanceQuery = Omit<Static<typeof InstanceQuerySchema>, 'index' | 'wait'>
+
+/** An answer with the index at which it last changed (`X-Registry-Index`, SSE event ids). */
+export interface IndexedAnswer {
+  bytes: Buffer
+  index: number
+}
+
+export interface ReadModelEvents {
+  /** Instance answers may have changed (a write merged, or a node's liveness changed); `index` is new. */
+  instances: [index: number]
+  /** The node list may have changed (a record, membership or liveness; not a beat); `index` is new. */
+  nodes: [index: number]
+}
+
+/** Answers whose index is remembered (per normalized query); beyond it, the oldest are forgotten. */
+const MAX_TRACKED_ANSWERS = 4096
 
 export interface ReadModelComponents {
   replica: Replica
@@ -39,14 +56,26 @@ const QUERY_KEYS = [
  * Node answers are not cached: their `lastHeartbeat` moves with every beat heard, which the replica
  * does not announce, and the node list is small.
  */
-export class ReadModel {
+export class ReadModel extends EventEmitter<ReadModelEvents> {
   readonly instanceAnswers: ResponseCache
+  /**
+   * Counters of this agent, bumped whenever instance answers (or the node list) may have changed. An
+   * answer's index is the counter's value when its bytes last changed; indexes are compared only with
+   * indexes from the same agent.
+   */
+  #instancesIndex = 1
+  #nodesIndex = 1
+  /** Normalized query → its last answer and the index it took: what blocking queries and watches compare. */
+  readonly #answered = new Map<string, IndexedAnswer>()
+  #nodesAnswered: IndexedAnswer | undefined
   readonly #replica: Replica
   readonly #liveness: HttpLiveness | undefined
   readonly #overlay: LivenessOverlay
   #definitionsAnswer: Buffer | undefined
 
   constructor(init: ResponseCacheInit, components: ReadModelComponents) {
+    super()
+    this.setMaxListeners(0)
     this.instanceAnswers = new ResponseCache(init)
     this.#replica = components.replica
     this.#liveness = components.liveness
@@ -64,6 +93,51 @@ export class ReadModel {
 
   /** `{"instances": [...]}` for a validated query, as bytes. */
   instancesAnswer(query: InstanceQuery): Buffer {
+    const { key, filter, pathless } = this.#normalize(query)
+    return this.instanceAnswers.get(key, () => this.#buildInstances(filter, pathless))
+  }
+
+  /** The answer to a query with the index at which it last changed. */
+  indexedInstances(query: InstanceQuery): IndexedAnswer {
+    const { key, filter, pathless } = this.#normalize(query)
+    const bytes = this.instanceAnswers.get(key, () => this.#buildInstances(filter, pathless))
+    const known = this.#answered.get(key)
+    if (known !== undefined && (known.bytes === bytes || known.bytes.equals(bytes))) {
+      known.bytes = bytes
+      return known
+    }
+    const answer = { bytes, index: this.#instancesIndex }
+    this.#answered.delete(key)
+    this.#answered.set(key, answer)
+    if (this.#answered.size > MAX_TRACKED_ANSWERS) this.#answered.delete(this.#answered.keys().next().value!)
+    return answer
+  }
+
+  /** The current instances index (see `indexedInstances`). */
+  get instancesIndex(): number {
+    return this.#instancesIndex
+  }
+
+  /**
+   * `{"nodes": [...]}` as a watch sends it: each record with this agent's `liveness`, and the record's
+   * own `lastHeartbeat` (not the last beat heard, which moves every second), with its index.
+   */
+  indexedNodes(): IndexedAnswer {
+    const bytes = Buffer.from(
+      JSON.stringify({
+        nodes: this.#replica.nodes().map((node) => {
+          const state = this.#liveness?.status(node.id)
+          return state === undefined ? node : { ...node, liveness: state }
+        }),
+      }),
+    )
+    const known = this.#nodesAnswered
+    if (known?.bytes.equals(bytes)) return known
+    this.#nodesAnswered = { bytes, index: this.#nodesIndex }
+    return this.#nodesAnswered
+  }
+
+  #normalize(query: InstanceQuery): { key: string; filter: InstanceFilter; pathless: boolean } {
     const filter: InstanceFilter = { ...query }
     // Normalised as the model normalises stored instances, so `scheme=HTTP` and `path=api` match.
     if (filter.scheme !== undefined) filter.scheme = filter.scheme.toLowerCase()
@@ -77,7 +151,7 @@ export class ReadModel {
       const value = name === 'path' && pathless ? '/' : filter[name]
       key += value === undefined ? '&' : `${encodeURIComponent(value)}&`
     }
-    return this.instanceAnswers.get(key, () => this.#buildInstances(filter, pathless))
+    return { key, filter, pathless }
   }
 
   /** `{"definitions": [...]}` as bytes. */
@@ -123,12 +197,29 @@ export class ReadModel {
       else if (change.kind === 'definition') this.#definitionsAnswer = undefined
       else nodes = true
     }
-    // A node record that appears, goes or changes URL can change which instances are unreachable.
-    if (nodes && this.#overlay.refresh(this.#replica.nodes())) instances = true
-    if (instances) this.instanceAnswers.clear()
+    // A node record that appears, goes or changes URL can change which instances are unreachable,
+    // and whose word an instance's health is (replica/instance-trust.ts).
+    if (nodes) {
+      this.#overlay.refresh(this.#replica.nodes())
+      instances = true
+      this.#bumpNodes()
+    }
+    if (instances) this.#bumpInstances()
   }
 
   readonly #onLiveness = (): void => {
-    if (this.#overlay.refresh(this.#replica.nodes())) this.instanceAnswers.clear()
+    if (this.#overlay.refresh(this.#replica.nodes())) this.#bumpInstances()
+    this.#bumpNodes()
+  }
+
+  #bumpInstances(): void {
+    this.instanceAnswers.clear()
+    this.#instancesIndex++
+    this.emit('instances', this.#instancesIndex)
+  }
+
+  #bumpNodes(): void {
+    this.#nodesIndex++
+    this.emit('nodes', this.#nodesIndex)
   }
 }

@@ -123,26 +123,61 @@ export const ListNodesBodySchema = Type.Object(
 /** Routes of the registry without query parameters refuse any, as `GET /registry-svc/instances` refuses unknown ones. */
 export const NoQuerySchema = Type.Object({}, strict)
 
+const instanceFilters = {
+  id: Type.Optional(IdentifierSchema),
+  slug: Type.Optional(IdentifierSchema),
+  url: Type.Optional(UrlSchema),
+  host: Type.Optional(Type.String({ pattern: HOST_PATTERN })),
+  ip: Type.Optional(Type.String({ minLength: 1 })),
+  scheme: Type.Optional(Type.String({ pattern: SCHEME_PATTERN })),
+  path: Type.Optional(Type.String({ pattern: PATH_PATTERN })),
+  deploymentId: Type.Optional(Type.String({ minLength: 1 })),
+  tag: Type.Optional(Type.String()),
+  status: Type.Optional(
+    stringEnum<InstanceStatus>(
+      INSTANCE_STATUSES,
+      'Status as answered: an instance on a node this agent finds unreachable is Unreachable',
+    ),
+  ),
+}
+
+/** An index in a query string: digits (query values are strings; the route reads the number). */
+const indexParam = (description: string) => Type.String({ pattern: '^[0-9]{1,15}$', description })
+
 export const InstanceQuerySchema = Type.Object(
   {
-    id: Type.Optional(IdentifierSchema),
-    slug: Type.Optional(IdentifierSchema),
-    url: Type.Optional(UrlSchema),
-    host: Type.Optional(Type.String({ pattern: HOST_PATTERN })),
-    ip: Type.Optional(Type.String({ minLength: 1 })),
-    scheme: Type.Optional(Type.String({ pattern: SCHEME_PATTERN })),
-    path: Type.Optional(Type.String({ pattern: PATH_PATTERN })),
-    deploymentId: Type.Optional(Type.String({ minLength: 1 })),
-    tag: Type.Optional(Type.String()),
-    status: Type.Optional(
-      stringEnum<InstanceStatus>(
-        INSTANCE_STATUSES,
-        'Status as answered: an instance on a node this agent finds unreachable is Unreachable',
-      ),
+    ...instanceFilters,
+    index: Type.Optional(
+      indexParam('X-Registry-Index of an earlier answer: wait until the answer changes from it'),
+    ),
+    wait: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'With index: how long to wait for a change, e.g. 30s or 5m (default 5m, at most 10m)',
+      }),
     ),
   },
   strict,
 )
+
+export const InstanceWatchQuerySchema = Type.Object(
+  {
+    ...instanceFilters,
+    index: Type.Optional(indexParam('Resume from this event id (as Last-Event-ID does)')),
+  },
+  strict,
+)
+
+export const NodeWatchQuerySchema = Type.Object(
+  { index: Type.Optional(indexParam('Resume from this event id (as Last-Event-ID does)')) },
+  strict,
+)
+
+export const EventStreamSchema = {
+  description:
+    'text/event-stream: events `instances` (or `nodes`) whose `data` is the whole answer and whose `id` is its index; comment lines keep it open',
+  content: { 'text/event-stream': { schema: Type.String() } },
+}
 
 // ---- answers
 

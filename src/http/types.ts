@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyBaseLogger, FastifyInstance, RawServerDefault } from 'fastify'
 import type { Replica } from '../replica/replica.ts'
 import type { ReadModel } from './read-model.ts'
+import type { WatchHub } from './watch-hub.ts'
 
 /** The Fastify instance the routes are registered on: TypeBox schemas type the requests. */
 export type RegistryApp = FastifyInstance<
@@ -41,4 +42,5 @@ export interface RouteDeps {
   read: ReadModel
   checks: HttpChecks | undefined
   lifecycle: HttpLifecycle | undefined
+  watches: WatchHub
 }

@@ -1,11 +1,13 @@
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { type AddressInfo, createServer } from 'node:net'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SEED_YAML } from '../model/fixtures.ts'
 import { withTempDir } from '../replica/fixtures.ts'
 import { BIN, startAgentUp } from '../support/process-agent.ts'
+import { waitFor } from '../support/wait.ts'
 
 interface Run {
   code: number
@@ -169,6 +171,34 @@ describe('p2p-registry CLI against a running agent', () => {
     const orphan = await run('instances', 'register', 'tcp://127.0.0.4:9', '--check-interval', '5s')
     expect(orphan).toMatchObject({ code: 1 })
     expect(orphan.stderr).toMatch(/need --check <type>/)
+  })
+
+  it('watches instances: the list now, again on every change, until Ctrl-C', async () => {
+    const child = spawn(process.execPath, [
+      BIN,
+      '--url',
+      agent.url,
+      'instances',
+      'watch',
+      '--slug',
+      'watched',
+      '--json',
+    ])
+    const lines: string[] = []
+    createInterface({ input: child.stdout! }).on('line', (line) => lines.push(line))
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    try {
+      await waitFor('the first list', () => lines.length === 1)
+      expect(JSON.parse(lines[0]!)).toEqual([])
+      await run('instances', 'register', 'tcp://127.0.0.5:7', '--slug', 'other')
+      await run('instances', 'register', 'tcp://127.0.0.5:8', '--slug', 'watched')
+      // Then the owner's check result changes it again (a line each): the second line is the write.
+      await waitFor('the list after the change', () => lines.length >= 2)
+      expect(JSON.parse(lines[1]!).map((i: { url: string }) => i.url)).toEqual(['tcp://127.0.0.5:8'])
+    } finally {
+      child.kill('SIGINT')
+    }
+    expect(await exited).toBe(0)
   })
 
   it('saves definitions from the YAML and JSON seed examples, lists and deletes them', async () => {

@@ -10,6 +10,12 @@ type Response = OpenAPIV3_1.ResponseObject
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const
 
+/** Whether an operation answers a Server-Sent Events stream. */
+function isEventStream(op: Operation): boolean {
+  const ok = op.responses?.['200'] as Response | undefined
+  return ok?.content?.['text/event-stream'] !== undefined
+}
+
 describe('/openapi.json', () => {
   let s: TestServer
   let document: OpenAPIV3_1.Document
@@ -40,6 +46,8 @@ describe('/openapi.json', () => {
         'PUT /registry-svc/instance',
         'GET /registry-svc/instances',
         'DELETE /registry-svc/instance/{id}',
+        'GET /registry-svc/instances/watch',
+        'GET /registry-svc/nodes/watch',
         'PUT /registry-svc/instance/{id}/heartbeat',
         'POST /registry-svc/nodes',
         'GET /registry-svc/node/self',
@@ -51,7 +59,20 @@ describe('/openapi.json', () => {
     )
     const query = operations.find((o) => o.path === '/registry-svc/instances')!.op.parameters as Parameter[]
     expect(query.map((p) => p.name).sort()).toEqual(
-      ['deploymentId', 'host', 'id', 'ip', 'path', 'scheme', 'slug', 'status', 'tag', 'url'].sort(),
+      [
+        'deploymentId',
+        'host',
+        'id',
+        'index',
+        'ip',
+        'path',
+        'scheme',
+        'slug',
+        'status',
+        'tag',
+        'url',
+        'wait',
+      ].sort(),
     )
     for (const { op, method } of operations) {
       const codes = Object.keys(op.responses ?? {})
@@ -105,6 +126,19 @@ describe('/openapi.json', () => {
     const order = ['put', 'post', 'get', 'delete']
     const sorted = [...operations].sort((a, b) => order.indexOf(a.method) - order.indexOf(b.method))
     for (const { method, path, op } of sorted) {
+      if (isEventStream(op)) {
+        // A stream: it answers 200 text/event-stream and its first event at once.
+        const controller = new AbortController()
+        const response = await fetch(`${s.url}${path}`, { signal: controller.signal })
+        expect(response.status, path).toBe(200)
+        expect(response.headers.get('content-type'), path).toBe('text/event-stream; charset=utf-8')
+        const reader = response.body!.getReader()
+        expect(new TextDecoder().decode((await reader.read()).value), path).toMatch(
+          /^event: (instances|nodes)\n/,
+        )
+        controller.abort()
+        continue
+      }
       const bodies = exampleBodies(op)
       for (const body of bodies.length > 0 ? bodies : [undefined]) {
         const url = pathWith(path, op)

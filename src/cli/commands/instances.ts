@@ -45,6 +45,44 @@ export function instancesCommand(): Command {
     )
   })
 
+  const watch = instances
+    .command('watch')
+    .description('Print the instances matching the filters now, and again on every change (Ctrl-C ends it).')
+    .option('--json', 'print each list as one line of JSON instead of a table')
+  for (const [, flag, what] of FILTERS) watch.option(flag, `only instances with this ${what}`)
+  watch.addOption(
+    new Option('--status <status>', 'only instances with this status').choices(INSTANCE_STATUSES),
+  )
+  watch.action(async (options: Record<string, string | boolean | undefined>, command: Command) => {
+    const query = new URLSearchParams()
+    for (const [key] of FILTERS) if (typeof options[key] === 'string') query.set(key, options[key])
+    if (typeof options.status === 'string') query.set('status', options.status)
+    const suffix = query.size > 0 ? `?${query}` : ''
+    const stop = new AbortController()
+    const end = () => stop.abort()
+    process.once('SIGINT', end)
+    process.once('SIGTERM', end)
+    try {
+      await clientOf(command).watch(
+        `/registry-svc/instances/watch${suffix}`,
+        (data) => {
+          const found = (data as { instances: Instance[] }).instances
+          if (options.json) return print(`${JSON.stringify(found)}\n`)
+          print(
+            `${formatTable(
+              ['ID', 'SLUG', 'URL', 'STATUS', 'LAST HEARTBEAT'],
+              found.map((i) => [i.id, i.slug ?? '-', i.url, i.status, ago(i.lastHeartbeat)]),
+            )}\n`,
+          )
+        },
+        stop.signal,
+      )
+    } finally {
+      process.off('SIGINT', end)
+      process.off('SIGTERM', end)
+    }
+  })
+
   instances
     .command('register')
     .description('Register an instance by its address, or by --scheme, --host or --ip, --port and --path.')

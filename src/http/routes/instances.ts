@@ -1,3 +1,4 @@
+import ms from 'ms'
 import {
   type Instance,
   instanceFromRegistration,
@@ -6,26 +7,29 @@ import {
   parseInstance,
 } from '../../model/index.ts'
 import { assertServiceSlug } from '../auth.ts'
-import { NotFoundError, NotOwnerError } from '../errors.ts'
+import { NotFoundError, NotOwnerError, RequestValidationError, TooManyWatchersError } from '../errors.ts'
 import {
   DeletedSchema,
+  EventStreamSchema,
   errorResponses,
   HeartbeatBodySchema,
   HeartbeatTakenSchema,
   IdParamsSchema,
   InstanceListSchema,
   InstanceQuerySchema,
+  InstanceWatchQuerySchema,
   NoQuerySchema,
   RegisteredSchema,
   RegisterInstanceBodySchema,
 } from '../schemas.ts'
 import type { RegistryApp, RouteDeps } from '../types.ts'
+import { DEFAULT_WAIT_MS, lastEventId, MAX_WAIT_MS } from '../watch-hub.ts'
 import { sendJsonBytes } from './send.ts'
 
 const tags = ['instances']
 const security = [{ bearerAuth: [] }]
 
-export function instanceRoutes(app: RegistryApp, { replica, self, read, checks }: RouteDeps): void {
+export function instanceRoutes(app: RegistryApp, { replica, self, read, checks, watches }: RouteDeps): void {
   app.put(
     '/registry-svc/instance',
     {
@@ -71,8 +75,51 @@ export function instanceRoutes(app: RegistryApp, { replica, self, read, checks }
         response: { 200: InstanceListSchema, ...errorResponses(400) },
       },
     },
+    async (request, reply) => {
+      const { index: given, wait, ...query } = request.query
+      const index = given === undefined ? undefined : Number(given)
+      if (wait !== undefined && index === undefined) {
+        throw new RequestValidationError(
+          'query parameter "wait" needs "index" (what to wait for a change from)',
+          'wait',
+        )
+      }
+      let answer = read.indexedInstances(query)
+      if (index !== undefined && answer.index === index) {
+        const waitMs = parseWait(wait)
+        if (!watches.acquire()) throw new TooManyWatchersError(watches.maxWatchers)
+        answer = await watches.block(
+          'instances',
+          () => read.indexedInstances(query),
+          index,
+          waitMs,
+          (gone) => request.raw.socket.once('close', gone),
+        )
+      }
+      reply.header('x-registry-index', String(answer.index))
+      sendJsonBytes(reply, answer.bytes)
+    },
+  )
+
+  app.get(
+    '/registry-svc/instances/watch',
+    {
+      schema: {
+        operationId: 'watchInstances',
+        summary: 'Watch the instances matching every given filter (Server-Sent Events)',
+        description:
+          'The first event at once (unless Last-Event-ID or index names the current answer), then one after each change that alters the answer. A slow client gets the latest answer, never a queue.',
+        tags,
+        querystring: InstanceWatchQuerySchema,
+        response: { 200: EventStreamSchema, ...errorResponses(400, 503) },
+      },
+    },
     (request, reply) => {
-      sendJsonBytes(reply, read.instancesAnswer(request.query))
+      const { index, ...query } = request.query
+      const resumeFrom = index === undefined ? lastEventId(request.headers) : Number(index)
+      if (!watches.acquire()) throw new TooManyWatchersError(watches.maxWatchers)
+      reply.hijack()
+      watches.stream(reply.raw, 'instances', () => read.indexedInstances(query), resumeFrom)
     },
   )
 
@@ -157,4 +204,14 @@ function keptHealth(
     return undefined
   }
   return parseInstance({ ...registered, status: existing.status, details: existing.details })
+}
+
+/** `wait` of a blocking query (`30s`, `5m`, or ms), bounded; 400 naming it when it is not a duration. */
+function parseWait(wait: string | undefined): number {
+  if (wait === undefined) return DEFAULT_WAIT_MS
+  const n = /^\d+$/.test(wait) ? Number(wait) : ms(wait as ms.StringValue)
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
+    throw new RequestValidationError('query parameter "wait" must be a duration such as 30s or 5m', 'wait')
+  }
+  return Math.min(n, MAX_WAIT_MS)
 }
