@@ -210,16 +210,16 @@ describe('a misbehaving member of the cluster', () => {
       ),
     )
     // `busy` (every session slot taken, say by the agents' own rounds on a loaded machine) is a
-    // refusal to come back later: it does.
-    const report = await waitFor('a session the agent accepts', async () => {
+    // refusal to come back later: it does. The agent may also have pulled from the attacker in a
+    // round of its own meanwhile; either way it holds no more than its limit and refused the rest.
+    await waitFor('a session the agent accepts', async () => {
       const r = await attacker.push(a!)
-      return r.outcome === 'failed' && r.reason === 'busy' ? undefined : r
+      return !(r.outcome === 'failed' && r.reason === 'busy')
     })
-    expect(report).toMatchObject({ outcome: 'failed', reason: 'closed' })
     expect(a!.replica.counts().instances).toBeLessThanOrEqual(MAX_ENTITIES)
     await waitFor(
-      'the server side of the session to record why it ended',
-      () => a!.sync.stats.failures['too-many-entries'] > 0,
+      'the agent to have refused the entries past its limit',
+      () => a!.sync.stats.failures['too-many-entries'] > 0 || a!.sync.stats.applied['rejected-quota'] > 0,
     )
     // Gossip: batches of fresh instances, far more than the limit.
     for (let at = 0; at < 4_000; at += 200) {
