@@ -10,6 +10,9 @@
  *   replica    clock, merge order, store, indexes, digests
  *   model      entities, validation, normalisation, wire constants
  *   support    logger, emitSafely, jitter, InitError: imports nothing from src
+ *
+ * src/client (the `p2p-registry/client` entry, used by services) stands apart: it imports nothing
+ * else from src, and nothing in src imports it, so it carries no server code.
  */
 const LAYERS = ['support', 'model', 'replica', 'p2p', 'liveness', 'http', 'agent', 'cli']
 const above = (layer) => LAYERS.slice(LAYERS.indexOf(layer) + 1)
@@ -23,6 +26,20 @@ module.exports = {
       from: { path: `^src/${layer}/` },
       to: { path: `^src/(${above(layer).join('|')})/` },
     })),
+    {
+      name: 'client-stands-apart',
+      comment: 'src/client imports nothing else from src: it is what services bundle',
+      severity: 'error',
+      from: { path: '^src/client/' },
+      to: { path: '^src/(?!client/)' },
+    },
+    {
+      name: 'nothing-imports-client',
+      comment: 'the server does not depend on the client entry',
+      severity: 'error',
+      from: { path: '^src/(?!client/)' },
+      to: { path: '^src/client/' },
+    },
     {
       name: 'no-circular',
       comment: 'modules that import each other cannot be understood or loaded one at a time',

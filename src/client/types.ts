@@ -1,0 +1,75 @@
+/**
+ * The shapes of the agent's API as a client sees them (README, HTTP API). Written out here rather than
+ * imported from the agent's model, so the client entry carries no server code.
+ */
+export type InstanceStatus = 'Unknown' | 'Healthy' | 'Degraded' | 'Unreachable' | 'Error'
+
+export interface Check {
+  type: 'tcp' | 'http' | 'ttl' | 'none'
+  path?: string
+  intervalMs?: number
+  timeoutMs?: number
+  ttlMs?: number
+  deregisterAfterMs?: number
+}
+
+export interface Instance {
+  id: string
+  url: string
+  scheme: string
+  host?: string
+  ip?: string
+  port?: number
+  path?: string
+  slug?: string
+  deploymentId?: string
+  nodeUrl?: string
+  tags?: string[]
+  check?: Check
+  status: InstanceStatus
+  details?: string
+  lastHeartbeat?: string
+}
+
+export interface Registration {
+  id?: string
+  url?: string
+  scheme?: string
+  host?: string
+  ip?: string
+  port?: number
+  path?: string
+  slug?: string
+  deploymentId?: string
+  nodeUrl?: string
+  tags?: string[]
+  check?: Check
+}
+
+export interface InstanceFilter {
+  id?: string
+  slug?: string
+  url?: string
+  host?: string
+  ip?: string
+  scheme?: string
+  path?: string
+  deploymentId?: string
+  tag?: string
+  status?: InstanceStatus
+}
+
+export interface NodeRecord {
+  id: string
+  url: string
+  availabilityZone?: string
+  region?: string
+  lastHeartbeat?: string
+  liveness?: 'alive' | 'suspect' | 'unreachable'
+  [field: string]: unknown
+}
+
+export interface Definition {
+  id: string
+  [field: string]: unknown
+}
