@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Static } from '@sinclair/typebox'
 import { normalisePath } from '../model/address.ts'
@@ -65,8 +66,12 @@ export class ReadModel extends EventEmitter<ReadModelEvents> {
    */
   #instancesIndex = 1
   #nodesIndex = 1
-  /** Normalized query → its last answer and the index it took: what blocking queries and watches compare. */
-  readonly #answered = new Map<string, IndexedAnswer>()
+  /**
+   * Normalized query → a hash of its last answer and the index it took: what blocking queries and
+   * watches compare. Hashes, not the answers, so tracking 4,096 queries costs kilobytes whatever their
+   * size; the last answer is only weakly held, to skip hashing while it is still the cached one.
+   */
+  readonly #answered = new Map<string, { hash: string; index: number; last: WeakRef<Buffer> }>()
   #nodesAnswered: IndexedAnswer | undefined
   readonly #replica: Replica
   readonly #liveness: HttpLiveness | undefined
@@ -102,15 +107,16 @@ export class ReadModel extends EventEmitter<ReadModelEvents> {
     const { key, filter, pathless } = this.#normalize(query)
     const bytes = this.instanceAnswers.get(key, () => this.#buildInstances(filter, pathless))
     const known = this.#answered.get(key)
-    if (known !== undefined && (known.bytes === bytes || known.bytes.equals(bytes))) {
-      known.bytes = bytes
-      return known
+    if (known?.last.deref() === bytes) return { bytes, index: known.index }
+    const hash = createHash('sha1').update(bytes).digest('base64')
+    if (known !== undefined && known.hash === hash) {
+      known.last = new WeakRef(bytes)
+      return { bytes, index: known.index }
     }
-    const answer = { bytes, index: this.#instancesIndex }
     this.#answered.delete(key)
-    this.#answered.set(key, answer)
+    this.#answered.set(key, { hash, index: this.#instancesIndex, last: new WeakRef(bytes) })
     if (this.#answered.size > MAX_TRACKED_ANSWERS) this.#answered.delete(this.#answered.keys().next().value!)
-    return answer
+    return { bytes, index: this.#instancesIndex }
   }
 
   /** The current instances index (see `indexedInstances`). */
