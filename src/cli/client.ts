@@ -32,21 +32,9 @@ export class RegistryClient {
       response = await fetch(`${this.#base}${path}`, { headers, ...(signal ? { signal } : {}) })
     } catch (err) {
       if (signal?.aborted) return
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause
-      throw new CliError(
-        `cannot reach the agent at ${this.#base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
-      )
+      throw this.#unreachable(err)
     }
-    if (!response.ok || response.body === null) {
-      const text = await response.text()
-      let message = text
-      try {
-        message = (JSON.parse(text) as { error?: string }).error ?? text
-      } catch {
-        // Not JSON: show the text as is.
-      }
-      throw new CliError(`${message} (HTTP ${response.status})`)
-    }
+    if (!response.ok || response.body === null) throw refusal(response.status, await response.text())
     const parser = createParser({ onEvent: (event) => onEvent(JSON.parse(event.data)) })
     const decoder = new TextDecoder()
     try {
@@ -71,21 +59,28 @@ export class RegistryClient {
         signal: AbortSignal.timeout(10_000),
       })
     } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause
-      throw new CliError(
-        `cannot reach the agent at ${this.#base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
-      )
+      throw this.#unreachable(err)
     }
     const text = await response.text()
-    if (!response.ok) {
-      let message = text
-      try {
-        message = (JSON.parse(text) as { error?: string }).error ?? text
-      } catch {
-        // Not JSON: show the text as is.
-      }
-      throw new CliError(`${message} (HTTP ${response.status})`)
-    }
+    if (!response.ok) throw refusal(response.status, text)
     return (text === '' ? undefined : JSON.parse(text)) as T
   }
+
+  #unreachable(err: unknown): CliError {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause
+    return new CliError(
+      `cannot reach the agent at ${this.#base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
+    )
+  }
+}
+
+/** An error answer as one line: the agent's `{"error"}` text (else the body as is) and the status. */
+function refusal(status: number, text: string): CliError {
+  let message = text
+  try {
+    message = (JSON.parse(text) as { error?: string }).error ?? text
+  } catch {
+    // Not JSON: show the text as is.
+  }
+  return new CliError(`${message} (HTTP ${status})`)
 }

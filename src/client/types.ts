@@ -31,20 +31,24 @@ export interface Instance {
   lastHeartbeat?: string
 }
 
-export interface Registration {
-  id?: string
-  url?: string
-  scheme?: string
-  host?: string
-  ip?: string
-  port?: number
-  path?: string
-  slug?: string
-  deploymentId?: string
-  nodeUrl?: string
-  tags?: string[]
-  check?: Check
-}
+/** `PUT /registry-svc/instance`: an address (`url`, or scheme + host or ip + port), and the rest optional. */
+export type Registration = Partial<
+  Pick<
+    Instance,
+    | 'id'
+    | 'url'
+    | 'scheme'
+    | 'host'
+    | 'ip'
+    | 'port'
+    | 'path'
+    | 'slug'
+    | 'deploymentId'
+    | 'nodeUrl'
+    | 'tags'
+    | 'check'
+  >
+>
 
 export interface InstanceFilter {
   id?: string

@@ -73,6 +73,8 @@ export class ReadModel extends EventEmitter<ReadModelEvents> {
    */
   readonly #answered = new Map<string, { hash: string; index: number; last: WeakRef<Buffer> }>()
   #nodesAnswered: IndexedAnswer | undefined
+  /** The nodes index `#nodesAnswered` was last checked at. */
+  #nodesBuiltAt = 0
   readonly #replica: Replica
   readonly #liveness: HttpLiveness | undefined
   readonly #overlay: LivenessOverlay
@@ -129,6 +131,10 @@ export class ReadModel extends EventEmitter<ReadModelEvents> {
    * own `lastHeartbeat` (not the last beat heard, which moves every second), with its index.
    */
   indexedNodes(): IndexedAnswer {
+    // Built once per index, however many watchers ask: nothing it shows changes between bumps.
+    if (this.#nodesAnswered !== undefined && this.#nodesBuiltAt === this.#nodesIndex)
+      return this.#nodesAnswered
+    this.#nodesBuiltAt = this.#nodesIndex
     const bytes = Buffer.from(
       JSON.stringify({
         nodes: this.#replica.nodes().map((node) => {
@@ -137,8 +143,7 @@ export class ReadModel extends EventEmitter<ReadModelEvents> {
         }),
       }),
     )
-    const known = this.#nodesAnswered
-    if (known?.bytes.equals(bytes)) return known
+    if (this.#nodesAnswered?.bytes.equals(bytes)) return this.#nodesAnswered
     this.#nodesAnswered = { bytes, index: this.#nodesIndex }
     return this.#nodesAnswered
   }

@@ -215,9 +215,6 @@ function isOurWrite(change: Change, record: Instance): boolean {
   )
 }
 
-/** Bound on the nodeUrl → owned cache (distinct node URLs; cleared when full). */
-const MAX_CACHED_NODE_URLS = 4096
-
 /**
  * Probes the instances this agent owns (`nodeUrl` is our URL, like 1Backend: N agents do not probe
  * an instance N times) with a TCP connect, and writes what it finds through the replica:
@@ -265,8 +262,6 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
   readonly #pendingWrites = new Map<string, PendingWrite>()
   /** Probe results and writes in flight, awaited by `stop`. */
   readonly #work = new Set<Promise<void>>()
-  /** nodeUrl → whether it is ours; one entry per node URL seen, so owning is not a URL parse per call. */
-  readonly #ownedUrls = new Map<string, boolean>()
   /** Owned instances deleted by other agents lately, by id (see `#restoreReaped`). */
   readonly #lost = new Map<string, { instance: Instance; atMs: number }>()
   /** When other agents last deleted our node record (a reap, or an operator's delete). */
@@ -322,15 +317,7 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
 
   /** Whether an instance is ours to probe: its `nodeUrl` is our URL. */
   owns(instance: Pick<Instance, 'nodeUrl'>): boolean {
-    const url = instance.nodeUrl
-    if (url === undefined) return false
-    let owned = this.#ownedUrls.get(url)
-    if (owned === undefined) {
-      if (this.#ownedUrls.size >= MAX_CACHED_NODE_URLS) this.#ownedUrls.clear()
-      owned = normaliseNodeUrl(url) === this.#self
-      this.#ownedUrls.set(url, owned)
-    }
-    return owned
+    return instance.nodeUrl !== undefined && normaliseNodeUrl(instance.nodeUrl) === this.#self
   }
 
   /** The check an instance gets: its own, else the agent's default type, with the agent's times. */
@@ -390,7 +377,6 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
     this.#components.replica.off('change', this.#onChange)
     this.#listening = false
     this.#pendingWrites.clear()
-    this.#ownedUrls.clear()
   }
 
   #track(id: string, delayMs: number): void {

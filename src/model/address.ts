@@ -110,13 +110,25 @@ function unbracket(hostname: string): string {
   return hostname.startsWith('[') ? hostname.slice(1, -1) : hostname
 }
 
+/** Normalised node URLs by their spelling: a cluster has few, and the replica asks per instance write. */
+const normalisedNodeUrls = new Map<string, string>()
+const MAX_CACHED_NODE_URLS = 4096
+
 /**
  * The canonical form of a node URL for comparisons: WHATWG normalisation (case of scheme and host,
  * default port dropped), no fragment, no trailing `/`. `http://Node-A:80/` and `http://node-a` match.
+ * Memoised (bounded): it runs on every instance merge and lookup by owner.
  */
 export function normaliseNodeUrl(url: string): string {
+  let normalised = normalisedNodeUrls.get(url)
+  if (normalised !== undefined) return normalised
   const u = URL.parse(url.trim())
-  if (u === null) return url.trim().replace(/\/+$/, '')
-  u.hash = ''
-  return u.href.replace(/\/+$/, '')
+  if (u === null) normalised = url.trim().replace(/\/+$/, '')
+  else {
+    u.hash = ''
+    normalised = u.href.replace(/\/+$/, '')
+  }
+  if (normalisedNodeUrls.size >= MAX_CACHED_NODE_URLS) normalisedNodeUrls.clear()
+  normalisedNodeUrls.set(url, normalised)
+  return normalised
 }

@@ -430,7 +430,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     this.digestTree.toggle(key, encoded ?? encodeEntry(change))
     if (change.value === null) this.#tombstones.add(key)
     else this.#tombstones.delete(key)
-    this.#index(change.kind, change.id, change.value)
+    this.#index(change.kind, change.id, change.value, change)
   }
 
   /** Removes an entry from memory entirely. */
@@ -445,13 +445,14 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     this.#index(old.change.kind, old.change.id, null)
   }
 
-  #index(kind: EntityKind, id: string, value: Entity | null): void {
+  /** Updates the indexes for an entry now held (`change`, with `value` its value) or released (null). */
+  #index(kind: EntityKind, id: string, value: Entity | null, change?: Change): void {
     if (kind === 'instance') {
       const old = this.#instances.get(id)
       if (old?.nodeUrl !== undefined) this.#byNodeUrl(old.nodeUrl, id, false)
-      const change = value === null ? undefined : this.#held.get(entityKey('instance', id))!.change
-      this.#instances.set(id, change && this.#view(change))
-      if (change && (value as Instance).nodeUrl !== undefined)
+      const held = value === null ? undefined : change
+      this.#instances.set(id, held && this.#view(held))
+      if (held && (value as Instance).nodeUrl !== undefined)
         this.#byNodeUrl((value as Instance).nodeUrl!, id, true)
     } else if (kind === 'definition') {
       if (value) this.#definitions.set(id, value as Definition)

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
-import ms from 'ms'
 import { CHECK_TYPES, INSTANCE_STATUSES, type Instance } from '../../model/index.ts'
+import { parseDurationMs } from '../../support/duration.ts'
 import { CliError } from '../client.ts'
 import { ago, formatTable } from '../table.ts'
 import { clientOf, print, printJson } from './context.ts'
@@ -167,11 +167,11 @@ export function instancesCommand(): Command {
 
 /** A duration flag (`10s`, `5m`, `1500` ms) as whole milliseconds. */
 function duration(value: string): number {
-  const n = /^\d+$/.test(value) ? Number(value) : ms(value as ms.StringValue)
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
+  const n = parseDurationMs(value)
+  if (n === undefined) {
     throw new InvalidArgumentError('must be a duration such as 500ms, 10s, 5m or 1h (a bare number is ms).')
   }
-  return Math.round(n)
+  return n
 }
 
 /** The `check` of a registration from the flags; undefined when none is given. */

@@ -1,4 +1,3 @@
-import ms from 'ms'
 import {
   type Instance,
   instanceFromRegistration,
@@ -6,6 +5,7 @@ import {
   normaliseNodeUrl,
   parseInstance,
 } from '../../model/index.ts'
+import { parseDurationMs } from '../../support/duration.ts'
 import { assertServiceSlug } from '../auth.ts'
 import { NotFoundError, NotOwnerError, RequestValidationError, TooManyWatchersError } from '../errors.ts'
 import {
@@ -209,8 +209,8 @@ function keptHealth(
 /** `wait` of a blocking query (`30s`, `5m`, or ms), bounded; 400 naming it when it is not a duration. */
 function parseWait(wait: string | undefined): number {
   if (wait === undefined) return DEFAULT_WAIT_MS
-  const n = /^\d+$/.test(wait) ? Number(wait) : ms(wait as ms.StringValue)
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
+  const n = parseDurationMs(wait)
+  if (n === undefined) {
     throw new RequestValidationError('query parameter "wait" must be a duration such as 30s or 5m', 'wait')
   }
   return Math.min(n, MAX_WAIT_MS)
