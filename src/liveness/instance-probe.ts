@@ -11,6 +11,7 @@ import {
 } from '../model/index.ts'
 import type { Change } from '../replica/change.ts'
 import type { ChangeSource, Replica } from '../replica/replica.ts'
+import type { Version } from '../replica/version.ts'
 import { emitSafely } from '../support/emit-safely.ts'
 import { InitError, positiveMs } from '../support/init-error.ts'
 import { jittered } from '../support/jitter.ts'
@@ -82,7 +83,7 @@ export interface InstanceProberInit {
 
 export interface InstanceProberComponents {
   /** Where owned instances are found and their status is written (and then gossiped by the agent). */
-  replica: Pick<Replica, 'instances' | 'get' | 'put' | 'putStatus' | 'remove' | 'on' | 'off'>
+  replica: Pick<Replica, 'instances' | 'get' | 'entry' | 'put' | 'putStatus' | 'remove' | 'on' | 'off'>
   log: Logger
   /** This agent's URL (`OB_SELF_URL`): the instances whose `nodeUrl` is this URL are ours to probe. */
   selfUrl: string
@@ -575,6 +576,9 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
       this.#untrack(target)
       return
     }
+    // The registration `current` shows: the status write is based on it, or not written at all.
+    const entry = this.#components.replica.entry(`instance/${target.id}`)!
+    const registration = entry.basedOn ?? entry.version
     const now = probeTargetOf(current)
     if (!sameAddress(now, probed)) {
       this.stats.settled.moved++
@@ -592,7 +596,8 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
     this.#hold(
       (async () => {
         if (await this.#deregisterIfDue(target, current, result)) return
-        if (outcome === 'changed' || outcome === 'refresh') await this.#write(current, result, outcome)
+        if (outcome === 'changed' || outcome === 'refresh')
+          await this.#write(current, registration, result, outcome)
       })().finally(() => this.#schedule(target, jittered(target.intervalMs))),
     )
   }
@@ -604,7 +609,12 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
     return age >= 0 && age < this.refreshMs ? 'unchanged' : 'refresh'
   }
 
-  async #write(current: Instance, result: InstanceProbeResult, reason: 'changed' | 'refresh'): Promise<void> {
+  async #write(
+    current: Instance,
+    registration: Version,
+    result: InstanceProbeResult,
+    reason: 'changed' | 'refresh',
+  ): Promise<void> {
     const { details: _details, lastHeartbeat: _lastHeartbeat, ...rest } = current
     const record: Instance = {
       ...rest,
@@ -616,7 +626,7 @@ export class InstanceProber extends EventEmitter<InstanceProberEvents> implement
     this.#pendingWrites.set(record.id, pending)
     let written: Change | undefined
     try {
-      written = await this.#components.replica.putStatus(record)
+      written = await this.#components.replica.putStatus(record, registration)
     } catch (err) {
       this.stats.writeErrors++
       this.#log.error({ err, instanceId: record.id }, 'cannot write instance status')

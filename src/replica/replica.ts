@@ -19,6 +19,7 @@ import { compareChanges } from './lww.ts'
 import { checkNodeSignature, isSignedNodeRecord, type NodeSigner } from './node-signature.ts'
 import type { ReplicaStore } from './store.ts'
 import { byId } from './value-index.ts'
+import { compareVersions, type Version } from './version.ts'
 
 /**
  * What merging one change did. Doubles as a log field and a metric label.
@@ -203,14 +204,17 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   /**
    * A local status write: `value` records a probe result for the instance as currently registered. It
    * is based on the current registration (see `compareChanges`), so it can never win over a delete or
-   * re-registration made anywhere after that registration. Resolves with the change to gossip, or
-   * undefined when the instance is gone (or a later write already won).
+   * re-registration made anywhere after that registration. `readFrom` is the registration `value` was
+   * read from: when another has been merged since, `value` describes an older one and is not written
+   * (it would carry that registration's fields past the newer one). Resolves with the change to
+   * gossip, or undefined when the instance is gone or was registered again (or a later write already won).
    */
-  putStatus(value: Instance): Promise<Change | undefined> {
+  putStatus(value: Instance, readFrom?: Version): Promise<Change | undefined> {
     return this.#serial(async () => {
       const current = this.#held.get(entityKey('instance', value.id))?.change
       if (!current || current.value === null) return undefined
       const basedOn = current.basedOn ?? current.version
+      if (readFrom !== undefined && compareVersions(readFrom, basedOn) !== 0) return undefined
       const version = await this.clock.next()
       const { signature: _stale, ...unsigned } = value
       const signed = this.#signer ? this.#signer.signStatus(unsigned, version, basedOn) : unsigned

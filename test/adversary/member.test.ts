@@ -454,7 +454,9 @@ describe('a member flooding the changes topic, against an agent in its own proce
       `[adversary] 20,000 messages sent in ${sentMs} ms; ${during.length} lookups meanwhile: median ${median.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${max.toFixed(1)} ms`,
     )
     // Three busy processes on two cores (attacker, agent, lookups): the odd lookup waits for a core.
-    expect(p99).toBeLessThan(500)
+    // Bounded wait, not a benchmark: 32-137 ms alone, 614-656 ms seen on a CI machine busy with the
+    // other test files (three busy processes on two cores). A flood held in a queue would be seconds.
+    expect(p99).toBeLessThan(1_000)
     expect(max).toBeLessThan(2_500)
     // Memory stays bounded: the limit holds the replica, and nothing queues the flood.
     const rssMb =

@@ -165,6 +165,21 @@ describe('Replica', () => {
     })
   })
 
+  it('writes no status read from a registration that another has replaced meanwhile', async () => {
+    const replica = await openReplica('node-a')
+    const first = await replica.put('instance', instance('i1', 'svc', { deploymentId: 'first' }))
+    const read = replica.get('instance', 'i1')!
+    const second = await replica.put('instance', instance('i1', 'svc', { deploymentId: 'second' }))
+    expect(await replica.putStatus({ ...read, status: 'Healthy' }, first.version)).toBeUndefined()
+    expect(replica.entry('instance/i1')?.version).toEqual(second.version)
+    expect(replica.get('instance', 'i1')?.deploymentId).toBe('second')
+    const written = await replica.putStatus(
+      { ...replica.get('instance', 'i1')!, status: 'Healthy' },
+      second.version,
+    )
+    expect(written?.basedOn).toEqual(second.version)
+  })
+
   it('filters instances by every indexed and unindexed field together', async () => {
     const replica = await openReplica('node-a')
     // i1 is Healthy on its owner's word: node-a's status write of an instance on node-a.

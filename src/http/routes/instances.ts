@@ -57,9 +57,12 @@ export function instanceRoutes(app: RegistryApp, { replica, self, read, checks, 
       assertServiceSlug(grant, registered.slug, 'register an instance')
       // Nor take over an instance another service registered.
       if (existing !== undefined) assertServiceSlug(grant, existing.slug, 'register over an instance')
-      await replica.put('instance', registered)
+      const registration = await replica.put('instance', registered)
       const kept = keptHealth(registered, existing, self.selfUrl)
-      const stored = ((kept && (await replica.putStatus(kept))?.value) as Instance | undefined) ?? registered
+      // Based on our registration only: if another was merged meanwhile, it is not ours to keep health for.
+      const stored =
+        ((kept && (await replica.putStatus(kept, registration.version))?.value) as Instance | undefined) ??
+        registered
       return reply.code(201).send({ instance: stored })
     },
   )
