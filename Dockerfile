@@ -1,4 +1,4 @@
-# p2p-registry agent image: Node 24, production dependencies only, runs as the unprivileged `node` user.
+# p2p-registry agent image: Node 24 and the bundled agent, nothing else; runs as the unprivileged `node` user.
 #   docker build -t p2p-registry .
 #   docker run -p 11337:11337 -p 11338:11338 -v p2p-registry-data:/data p2p-registry
 
@@ -22,10 +22,8 @@ ENV NODE_ENV=production \
     OB_HTTP_ADDR=0.0.0.0:11337 \
     OB_P2P_LISTEN=/ip4/0.0.0.0/tcp/11338
 
-# Production dependencies only. Scripts are skipped: `prepare` would build (done above), and LevelDB
-# ships prebuilt binaries. The `node` devDependency (a pinned Node for older machines) is not needed.
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+# The bundle is the whole program: every dependency, LevelDB's prebuilt addon included, is in dist/
+# (scripts/bundle.ts), so the image installs no packages and carries no build tools.
 COPY --from=build /app/dist ./dist
 
 RUN mkdir -p /data && chown node:node /data

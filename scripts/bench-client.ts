@@ -31,7 +31,7 @@ const agent = await startAgent(
     logLevel: 'warn',
     probeIntervalMs: 200,
   },
-  createLogger('warn'),
+  await createLogger('warn'),
 )
 const server = createServer((_req, res) => res.end('ok'))
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))

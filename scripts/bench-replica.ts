@@ -21,7 +21,7 @@ import { LevelStore } from '../src/replica/level-store.ts'
 import { Replica } from '../src/replica/replica.ts'
 import { createLogger } from '../src/support/logger.ts'
 
-const log = createLogger('warn', false)
+const log = await createLogger('warn', false)
 
 const INSTANCES = 100_000
 const SLUGS = 1_000

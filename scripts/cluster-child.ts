@@ -19,7 +19,7 @@ const send = (message: unknown) => process.send?.(message)
 const now = () => performance.timeOrigin + performance.now()
 
 const config = loadConfig({}, process.env)
-const agent = await startAgent(config, createLogger(config.logLevel, false))
+const agent = await startAgent(config, await createLogger(config.logLevel, false))
 
 const REPORT_MS = 50
 const pending: Array<{ type: 'seen' | 'arrived'; ids: string[]; at: number }> = []

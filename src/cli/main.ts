@@ -83,7 +83,7 @@ async function runAgent(flags: Partial<Record<keyof AgentConfig, string>>): Prom
     }
     throw err
   }
-  const log = createLogger(config.logLevel)
+  const log = await createLogger(config.logLevel)
   // Signals are handled from the start: one during start-up stops the agent once it is up.
   const signalled = Promise.withResolvers<NodeJS.Signals>()
   process.once('SIGINT', signalled.resolve)

@@ -46,7 +46,11 @@ export class Service extends EventTarget {
   #instances: Instance[] = []
   #zones = new Map<string, string | undefined>()
   #next = 0
-  #ready = Promise.withResolvers<void>()
+  // Not Promise.withResolvers: the client runs on Node 20, which has not got it.
+  #markReady!: () => void
+  readonly #ready = new Promise<void>((resolve) => {
+    this.#markReady = resolve
+  })
 
   constructor(client: RegistryClient, slug: string, options: ServiceOptions = {}) {
     super()
@@ -68,7 +72,7 @@ export class Service extends EventTarget {
 
   /** Resolves once the first list arrived from the agent. */
   ready(): Promise<void> {
-    return this.#ready.promise
+    return this.#ready
   }
 
   /** The instances as last heard (all statuses), by id. */
@@ -190,7 +194,7 @@ export class Service extends EventTarget {
             backoffMs = 100
             if (what === 'instances') {
               this.#instances = answer as Instance[]
-              this.#ready.resolve()
+              this.#markReady()
               this.dispatchEvent(new Event('change'))
             } else {
               this.#zones = new Map((answer as NodeRecord[]).map((n) => [n.url, n.availabilityZone]))

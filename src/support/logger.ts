@@ -1,10 +1,6 @@
-import { createRequire } from 'node:module'
 import { type Logger, pino } from 'pino'
-import type PinoPretty from 'pino-pretty'
 
 export type { Logger }
-
-const require = createRequire(import.meta.url)
 
 /**
  * One JSON line per event on stdout (what log collectors want); in a terminal, the same events
@@ -13,10 +9,11 @@ const require = createRequire(import.meta.url)
  * pino-pretty is loaded only for a terminal, and runs in this thread: as a pino transport it would run
  * in a worker thread, a second V8 instance that cost an agent in a terminal 16 MB of RSS (126 MB
  * instead of 110 MB). A terminal prints little, so formatting here costs the event loop next to nothing.
+ * Imported on first use: the bundle evaluates it only then, so an agent logging JSON never loads it.
  */
-export function createLogger(level: string, pretty = process.stdout.isTTY === true): Logger {
+export async function createLogger(level: string, pretty = process.stdout.isTTY === true): Promise<Logger> {
   if (!pretty) return pino({ level, base: { pid: process.pid } })
-  const { build } = require('pino-pretty') as typeof PinoPretty
+  const { build } = await import('pino-pretty')
   return pino(
     { level },
     build({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', sync: true }),

@@ -34,7 +34,7 @@ export function testConfig(
 }
 
 export async function startTestAgent(config: AgentConfig): Promise<TestAgent> {
-  const agent = await startAgent(config, createLogger(config.logLevel))
+  const agent = await startAgent(config, await createLogger(config.logLevel))
   return Object.assign(agent, {
     config,
     async restart(overrides: Partial<AgentConfig> = {}) {

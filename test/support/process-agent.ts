@@ -21,12 +21,22 @@ export interface AgentProcess {
   exited(): Promise<number | null>
 }
 
+/** How to start the agent when not as `node <bin> agent` (e.g. `npx p2p-registry agent` in a project). */
+export interface Launch {
+  command: string
+  args: string[]
+  cwd: string
+}
+
 /**
  * Starts `p2p-registry agent` as a real process (loopback, ephemeral ports, no mDNS unless overridden)
  * and collects its JSON log lines. `bin` is this build's bundle unless another release's is given.
+ * A `launch` runs in a process group of its own, so `kill(-pid)` stops what it started too.
  */
-export function startAgentProcess(env: Record<string, string>, bin = BIN): AgentProcess {
-  const child = spawn(process.execPath, [bin, 'agent'], {
+export function startAgentProcess(env: Record<string, string>, bin = BIN, launch?: Launch): AgentProcess {
+  const child = spawn(launch?.command ?? process.execPath, launch?.args ?? [bin, 'agent'], {
+    cwd: launch?.cwd,
+    detached: launch !== undefined,
     env: {
       ...process.env,
       OB_MDNS: 'false',
