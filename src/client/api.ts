@@ -1,6 +1,7 @@
 import { ConnectionError, RegistryError } from './errors.ts'
 import { readEvents } from './sse.ts'
 import type {
+  AgentHealth,
   Check,
   Definition,
   Instance,
@@ -77,6 +78,16 @@ export class RegistryClient {
 
   async self(): Promise<NodeRecord> {
     return (await this.#call<{ node: NodeRecord }>('GET', '/registry-svc/node/self')).node
+  }
+
+  /** Deletes a node's record, by URL or id (a live node writes it again with its next heartbeat). */
+  async removeNode(urlOrId: string): Promise<void> {
+    await this.#call('DELETE', `/registry-svc/node/${encodeURIComponent(urlOrId)}`)
+  }
+
+  /** The agent's `/healthz`: up, with its replica's digest and counts. */
+  async health(): Promise<AgentHealth> {
+    return this.#call<AgentHealth>('GET', '/healthz')
   }
 
   /**

@@ -77,3 +77,18 @@ export interface Definition {
   id: string
   [field: string]: unknown
 }
+
+/** `GET /healthz`: the agent is up; its replica's digest and counts. */
+export interface AgentHealth {
+  status: 'ok'
+  nodeId: string
+  /** Equal on two agents exactly when their replicas hold the same state. */
+  digest: string
+  definitions: number
+  instances: number
+  nodes: number
+  tombstones: number
+  /** True while the agent sees most nodes unreachable and deletes nothing of other nodes. */
+  selfPreservation?: boolean
+  unreachableRatio?: number
+}

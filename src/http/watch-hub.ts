@@ -26,6 +26,8 @@ export class WatchHub {
   #active = 0
   /** Streams and blocking queries ended by `close`, so a stopping agent does not wait for them. */
   readonly #open = new Set<() => void>()
+  /** The SSE event of an answer, encoded once however many streams send it (answers share bytes). */
+  readonly #events = new WeakMap<Buffer, { index: number; event: Buffer }>()
 
   constructor(read: ReadModel, maxWatchers = DEFAULT_MAX_WATCHERS) {
     this.#read = read
@@ -73,7 +75,7 @@ export class WatchHub {
       const current = answer()
       if (current.index === sent) return
       sent = current.index
-      res.write(encode({ event: kind, id: String(current.index), data: current.bytes.toString('utf8') }))
+      res.write(this.#event(kind, current))
     }
     const onChange = (): void => {
       try {
@@ -101,6 +103,14 @@ export class WatchHub {
     res.once('close', end)
     this.#read.on(kind, onChange)
     send()
+  }
+
+  #event(kind: WatchKind, { bytes, index }: IndexedAnswer): Buffer {
+    const known = this.#events.get(bytes)
+    if (known?.index === index) return known.event
+    const event = Buffer.from(encode({ event: kind, id: String(index), data: bytes.toString('utf8') }))
+    this.#events.set(bytes, { index, event })
+    return event
   }
 
   /**

@@ -33,6 +33,9 @@ export interface GossipInit {
 }
 
 /** Far above what one agent writes (HTTP writes run at a few thousand a second on a laptop). */
+/** The least time between two messages of local changes (one message carries all made meanwhile). */
+export const PUBLISH_GAP_MS = 25
+
 export const DEFAULT_PEER_CHANGE_RATE = { perSecond: 5_000, burst: 10_000 }
 
 export interface GossipComponents {
@@ -88,7 +91,8 @@ export class Gossip extends EventEmitter<GossipEvents> implements Startable {
   /** Changes decoded by the validator, handed to the message handler (same message object). */
   readonly #decoded = new WeakMap<Message, Change[]>()
   #pending: Change[] = []
-  #flush: NodeJS.Immediate | undefined
+  #flush: NodeJS.Timeout | undefined
+  #lastPublishAt = Number.NEGATIVE_INFINITY
   #received: Change[] = []
   #mergeSoon: NodeJS.Immediate | undefined
   #started = false
@@ -124,7 +128,7 @@ export class Gossip extends EventEmitter<GossipEvents> implements Startable {
     pubsub.removeEventListener('message', this.#onMessage)
     pubsub.topicValidators.delete(CHANGES_TOPIC)
     if (pubsub.getTopics().includes(CHANGES_TOPIC)) pubsub.unsubscribe(CHANGES_TOPIC)
-    if (this.#flush) clearImmediate(this.#flush)
+    clearTimeout(this.#flush)
     this.#flush = undefined
     this.#pending = []
     if (this.#mergeSoon) clearImmediate(this.#mergeSoon)
@@ -135,15 +139,22 @@ export class Gossip extends EventEmitter<GossipEvents> implements Startable {
   readonly #onChange = (changes: Change[], source: ChangeSource): void => {
     if (source !== 'local') return
     this.#pending.push(...changes)
-    this.#flush ??= setImmediate(() => {
+    if (this.#flush) return
+    // The first change after a quiet spell goes out at once (next turn); under a stream of writes, one
+    // message per PUBLISH_GAP_MS carries all of them. A message costs every agent far more than a
+    // change in it does (encryption, framing, a syscall and a wake-up per copy), so this is what keeps
+    // a busy writer from saturating a cluster; it adds at most PUBLISH_GAP_MS to a change's latency.
+    const wait = Math.max(0, this.#lastPublishAt + PUBLISH_GAP_MS - performance.now())
+    this.#flush = setTimeout(() => {
       this.#flush = undefined
       this.#publish()
-    })
+    }, wait)
   }
 
   #publish(): void {
     const changes = this.#pending
     this.#pending = []
+    this.#lastPublishAt = performance.now()
     for (const payload of encodeChangesMessages(changes, this.#maxMessageBytes)) {
       this.stats.messagesPublished++
       this.#components.libp2p.services.pubsub.publish(CHANGES_TOPIC, payload).catch((err: unknown) => {

@@ -47,12 +47,16 @@ describe('a watch across the cluster', () => {
         c!.http.inject({ method: 'PUT', url: '/registry-svc/instance', payload: { url, slug } })
       await put('billing', 'http://127.0.0.1:9')
       const id = (await put('orders', 'http://127.0.0.1:9/orders')).json().instance.id as string
-      // Registered (Unknown), then its owner (agent c) finds nothing listening: Unreachable.
+      // Registered (Unknown), then its owner (agent c) finds nothing listening: Unreachable. The two
+      // may reach agent a in one gossip message (the owner probes at once), and then in one event.
       await waitFor('the write and the status change', () => statuses().some((s) => s[0] === 'Unreachable'))
-      expect(statuses().slice(0, 3)).toEqual([[], ['Unknown'], ['Unreachable']])
+      const seen = statuses().filter((s) => s[0] !== 'Unknown')
+      expect(seen).toEqual([[], ['Unreachable']])
       await c!.http.inject({ method: 'DELETE', url: `/registry-svc/instance/${id}` })
       await waitFor('the delete', () => statuses().at(-1)?.length === 0)
-      expect(statuses()).toEqual([[], ['Unknown'], ['Unreachable'], []])
+      expect(statuses().filter((s) => s[0] !== 'Unknown')).toEqual([[], ['Unreachable'], []])
+      // Nothing else: at most the one Unknown before, and no event for the other slug.
+      expect(statuses().length).toBeLessThanOrEqual(4)
     } finally {
       controller.abort()
       await reading

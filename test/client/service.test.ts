@@ -29,6 +29,23 @@ async function named(
   }
 }
 
+/** An HTTP server on 127.0.0.1 that answers 500 to everything. */
+async function failing(): Promise<{ port: number; stop: () => Promise<void> }> {
+  const server = createServer((_req, res) => {
+    res.statusCode = 500
+    res.end('broken')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as { port: number }).port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}
+
 describe('p2p-registry/client', () => {
   let cluster: TestCluster
   const stops: Array<() => Promise<void> | void> = []
@@ -171,5 +188,47 @@ describe('p2p-registry/client', () => {
     await self.close()
     expect(await client.api.instances({ id: self.instance.id })).toEqual([])
     await expect(client.api.heartbeat(self.instance.id)).rejects.toThrow(RegistryError)
+  })
+
+  it('ejects at most maxEjectedShare of the instances, however many fail', async () => {
+    const [agent] = cluster.agents
+    const client = createClient({ url: agent!.httpUrl })
+    // Two that answer, three that answer 500 to every request (their checks are not the client's concern).
+    const good = await Promise.all(['a', 'b'].map((n) => named(n)))
+    const bad = await Promise.all(['x', 'y', 'z'].map(() => failing()))
+    for (const s of [...good, ...bad]) stops.push(s.stop)
+    const ids = new Map<string, string>()
+    for (const [name, s] of [
+      ...good.map((g, i) => [['a', 'b'][i]!, g] as const),
+      ...bad.map((b, i) => [['x', 'y', 'z'][i]!, b] as const),
+    ]) {
+      const instance = await client.api.register({
+        url: `http://127.0.0.1:${s.port}`,
+        slug: 'capped',
+        check: { type: 'none' },
+      })
+      ids.set(instance.id, name)
+    }
+    const picked = async (maxEjectedShare: number) => {
+      const service = client.service('capped', {
+        healthyOnly: false,
+        ejectAfterFailures: 1,
+        ejectForMs: 60_000,
+        maxEjectedShare,
+      })
+      stops.push(() => service.close())
+      await service.ready()
+      await waitFor('all five listed', () => service.instances().length === 5, WAIT)
+      for (let i = 0; i < 30; i++) await service.fetch('/').catch(() => undefined)
+      const names = new Set<string>()
+      for (let i = 0; i < 50; i++) names.add(ids.get(service.pick()!.id)!)
+      return names
+    }
+    // Half of five: two ejected at most, so one failing instance still takes picks.
+    const capped = await picked(0.5)
+    expect(capped.size).toBe(3)
+    expect([...capped].filter((n) => n === 'a' || n === 'b').sort()).toEqual(['a', 'b'])
+    // With no cap, all three failing ones are left out.
+    expect([...(await picked(1))].sort()).toEqual(['a', 'b'])
   })
 })
