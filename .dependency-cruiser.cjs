@@ -4,6 +4,7 @@
  *
  *   cli        the command line; runs an agent or talks to one over HTTP
  *   agent      configuration and wiring: builds every unit and starts them in order
+ *   dns        the DNS server, answering from the HTTP API's read model (instances as answered)
  *   http       routes over the replica; reads liveness and p2p through interfaces the agent hands in
  *   liveness   heartbeats, failure detection, instance probes; uses the beat channel of p2p
  *   p2p        libp2p node, gossip, anti-entropy, discovery, beat channel
@@ -14,7 +15,7 @@
  * src/client (the `p2p-registry/client` entry, used by services) stands apart: it imports nothing
  * else from src, and nothing in src imports it, so it carries no server code.
  */
-const LAYERS = ['support', 'model', 'replica', 'p2p', 'liveness', 'http', 'agent', 'cli']
+const LAYERS = ['support', 'model', 'replica', 'p2p', 'liveness', 'http', 'dns', 'agent', 'cli']
 const above = (layer) => LAYERS.slice(LAYERS.indexOf(layer) + 1)
 
 module.exports = {

@@ -80,6 +80,7 @@ async function measure(check: 'none' | 'tcp' | 'http', target: number): Promise<
       OB_NODE_ID: 'bench',
       OB_SELF_URL: url,
       OB_HTTP_ADDR: `127.0.0.1:${port}`,
+      OB_DNS_ADDR: '127.0.0.1:0',
       OB_P2P_LISTEN: '/ip4/127.0.0.1/tcp/0',
       OB_MDNS: 'false',
       OB_DATA_DIR: dir,

@@ -84,6 +84,7 @@ async function spawnAgent(index: number, peers: string[]): Promise<Child> {
       OB_DATA_DIR: dir,
       OB_P2P_LISTEN: '/ip4/127.0.0.1/tcp/0',
       OB_HTTP_ADDR: '127.0.0.1:0',
+      OB_DNS_ADDR: '127.0.0.1:0',
       OB_PEERS: peers.join(','),
       OB_MDNS: 'false',
       OB_HEARTBEAT_MS: String(HEARTBEAT_MS),

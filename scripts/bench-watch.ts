@@ -50,6 +50,7 @@ async function startAgent(index: number, peers: string[]): Promise<AgentProcess>
       OB_NODE_ID: `watch-${index}`,
       OB_DATA_DIR: dir,
       OB_HTTP_ADDR: '127.0.0.1:0',
+      OB_DNS_ADDR: '127.0.0.1:0',
       OB_P2P_LISTEN: '/ip4/127.0.0.1/tcp/0',
       OB_PEERS: peers.join(','),
       OB_MDNS: 'false',

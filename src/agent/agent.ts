@@ -2,7 +2,9 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { FastifyInstance } from 'fastify'
-import { buildApp, listen, ReloadingTokens } from '../http/index.ts'
+import { Registry } from 'prom-client'
+import { DnsAnswers, DnsServer, dnsMetrics } from '../dns/index.ts'
+import { buildApp, listen, ReadModel, ReloadingTokens } from '../http/index.ts'
 import type { FailureDetector, Heartbeat, InstanceProber, Reaper } from '../liveness/index.ts'
 import type { BeatChannel } from '../p2p/beat-channel.ts'
 import type { Discovery } from '../p2p/discovery.ts'
@@ -17,7 +19,7 @@ import { Replica } from '../replica/replica.ts'
 import type { Logger } from '../support/logger.ts'
 import { PeerPenalties } from '../support/peer-penalties.ts'
 import { startInOrder, stopInReverse } from '../support/startable.ts'
-import { type AgentConfig, defaultSelfUrl } from './config.ts'
+import { type AgentConfig, ConfigError, defaultSelfUrl } from './config.ts'
 import { resolveNodeId } from './node-id.ts'
 import { buildUnits } from './units.ts'
 
@@ -37,6 +39,8 @@ export interface Agent {
   readonly http: FastifyInstance
   /** Where the HTTP API listens (the bound port when configured with port 0). */
   readonly httpUrl: string
+  /** Where the DNS server listens (UDP and TCP), unless it is off. */
+  readonly dnsAddr: { host: string; port: number } | undefined
   /** Reads `OB_API_TOKENS_FILE` again (the CLI calls it on SIGHUP); resolves with whether it took. */
   reloadTokens(): Promise<boolean>
   stop(): Promise<void>
@@ -109,6 +113,9 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
   const { gossip, sync, beats, detector, heartbeat, prober, reaper, discovery } = units
   await startInOrder(units.inOrder)
 
+  // One read model (instances as answered, with liveness) for both front ends: HTTP and DNS.
+  const read = new ReadModel({}, { replica, liveness: detector })
+  const metricsRegistry = new Registry()
   const http = await buildApp(
     {
       ...(config.apiToken === undefined ? {} : { apiToken: config.apiToken }),
@@ -124,6 +131,8 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
       liveness: detector,
       checks: prober,
       lifecycle: reaper,
+      read,
+      metricsRegistry,
       metricsSources: {
         replicaCounts: () => replica.counts(),
         peersConnected: () => libp2p.getPeers().length,
@@ -142,6 +151,37 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     },
   )
   const { url: httpUrl } = await listen(http, config.httpAddr)
+  const dns =
+    config.dnsAddr === undefined
+      ? undefined
+      : new DnsServer(config.dnsAddr, {
+          answers: new DnsAnswers(
+            { domain: config.dnsDomain, ttlS: config.dnsTtlS },
+            {
+              instances: (filter) => read.instances(filter),
+              instance: (id) => read.instances({ id })[0],
+              node: (id) => read.node(id),
+              get instancesIndex() {
+                return read.instancesIndex
+              },
+            },
+          ),
+          log: log.child({ unit: 'dns' }),
+          ...dnsMetrics(metricsRegistry),
+        })
+  try {
+    await dns?.start()
+  } catch (err) {
+    await http.close()
+    await stopInReverse(units.inOrder)
+    await libp2p.stop()
+    await replica.close()
+    const { host, port } = config.dnsAddr!
+    throw new ConfigError(
+      `OB_DNS_ADDR ${host}:${port} cannot be served (${(err as Error).message}); set another address, or off`,
+    )
+  }
+  const dnsAddr = dns?.address()
   log.info(
     {
       peerId: libp2p.peerId.toString(),
@@ -151,7 +191,10 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     'p2p node started',
   )
 
-  log.info({ nodeId, http: httpUrl }, 'agent started')
+  log.info(
+    { nodeId, http: httpUrl, ...(dnsAddr === undefined ? {} : { dns: `${dnsAddr.host}:${dnsAddr.port}` }) },
+    'agent started',
+  )
   let stopping: Promise<void> | undefined
   return {
     nodeId,
@@ -168,10 +211,12 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     beats,
     http,
     httpUrl,
+    dnsAddr,
     reloadTokens: () => tokens?.reload() ?? Promise.resolve(false),
     stop() {
       stopping ??= (async () => {
         tokens?.close()
+        await dns?.stop()
         await http.close()
         await stopInReverse(units.inOrder)
         await libp2p.stop()

@@ -1,5 +1,6 @@
 import { homedir, hostname } from 'node:os'
 import { join } from 'node:path'
+import { isDomain } from '../dns/index.ts'
 import { DEFAULT_BODY_LIMIT_BYTES, DEFAULT_MAX_WATCHERS } from '../http/index.ts'
 import {
   DEFAULT_CHECK_TYPE,
@@ -72,7 +73,16 @@ export interface AgentConfig {
   readsNeedToken: boolean
   /** Watch streams and blocking queries held open at once. @default DEFAULT_MAX_WATCHERS */
   maxWatchers: number
+  /** host:port of the DNS server (UDP and TCP), or undefined (`off`). @default 127.0.0.1:8600 */
+  dnsAddr: { host: string; port: number } | undefined
+  /** The DNS domain the agent answers for. @default p2p */
+  dnsDomain: string
+  /** TTL of DNS answers, seconds. @default DEFAULT_DNS_TTL_S */
+  dnsTtlS: number
 }
+
+/** How long resolvers may cache a DNS answer: short, since answers follow health. */
+export const DEFAULT_DNS_TTL_S = 5
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -393,6 +403,41 @@ export const OPTIONS = [
     description:
       'Watch streams and blocking queries held open at once; one more is answered 503. Each holds a connection.',
     parse: integer(0, 1_000_000, DEFAULT_MAX_WATCHERS),
+  }),
+  option({
+    key: 'dnsAddr',
+    env: 'OB_DNS_ADDR',
+    flag: '--dns-addr',
+    default: '127.0.0.1:8600',
+    description: 'Address of the DNS server (UDP and TCP), or off.',
+    parse: (raw, name) => {
+      const value = optional(raw) ?? '127.0.0.1:8600'
+      return value === 'off' ? undefined : parseHostPort(value, name)
+    },
+  }),
+  option({
+    key: 'dnsDomain',
+    env: 'OB_DNS_DOMAIN',
+    flag: '--dns-domain',
+    default: 'p2p',
+    description: 'The DNS domain answered: <slug>.service.<domain>, <node-id>.node.<domain>.',
+    parse: (raw, name) => {
+      const domain = (optional(raw) ?? 'p2p').toLowerCase().replace(/\.$/, '')
+      if (!isDomain(domain)) {
+        throw new ConfigError(
+          `${name} must be a domain name (labels of letters, digits and hyphens), got "${raw}"`,
+        )
+      }
+      return domain
+    },
+  }),
+  option({
+    key: 'dnsTtlS',
+    env: 'OB_DNS_TTL_S',
+    flag: '--dns-ttl-s',
+    default: String(DEFAULT_DNS_TTL_S),
+    description: 'TTL of DNS answers, seconds (0: resolvers do not cache them).',
+    parse: integer(0, 86_400, DEFAULT_DNS_TTL_S),
   }),
 ] as const
 

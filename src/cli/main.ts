@@ -92,7 +92,7 @@ async function runAgent(flags: Partial<Record<keyof AgentConfig, string>>): Prom
   try {
     agent = await startAgent(config, log)
   } catch (err) {
-    if (err instanceof TokensFileError) {
+    if (err instanceof TokensFileError || err instanceof ConfigError) {
       process.stderr.write(`p2p-registry agent: ${err.message}\n`)
       return 2
     }

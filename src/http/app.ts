@@ -1,5 +1,6 @@
 import swagger from '@fastify/swagger'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
+import type { Registry } from 'prom-client'
 import type { Replica } from '../replica/replica.ts'
 import type { Logger } from '../support/logger.ts'
 import { authenticate } from './auth.ts'
@@ -98,6 +99,10 @@ export interface HttpAppComponents {
   checks?: HttpChecks | undefined
   /** Self-preservation, shown by /healthz. */
   lifecycle?: HttpLifecycle | undefined
+  /** The read model, when the agent shares it (with DNS); closed with the app. Absent: the app's own. */
+  read?: ReadModel
+  /** The registry `/metrics` serves, when the agent's other units add metrics to it. */
+  metricsRegistry?: Registry
 }
 
 /**
@@ -152,13 +157,17 @@ export async function buildApp(init: HttpAppInit, components: HttpAppComponents)
 
   await app.register(swagger, OPENAPI_OPTIONS)
 
-  const read = new ReadModel(init.responseCache ?? {}, components)
-  const metrics = createMetrics(components.metricsSources, {
-    responseCache: () => {
-      const c = read.instanceAnswers
-      return { hits: c.hits, misses: c.misses, entries: c.size, bytes: c.bytes }
+  const read = components.read ?? new ReadModel(init.responseCache ?? {}, components)
+  const metrics = createMetrics(
+    components.metricsSources,
+    {
+      responseCache: () => {
+        const c = read.instanceAnswers
+        return { hits: c.hits, misses: c.misses, entries: c.size, bytes: c.bytes }
+      },
     },
-  })
+    components.metricsRegistry,
+  )
   const watches = new WatchHub(read, maxWatchers)
   app.addHook('onClose', (_app, done) => {
     read.close()

@@ -23,6 +23,7 @@ export {
 } from './errors.ts'
 export type { HttpLiveness, LivenessEvent, NodeView } from './liveness-overlay.ts'
 export type { AntiEntropyMetricsSource, MetricsSources } from './metrics.ts'
+export { ReadModel } from './read-model.ts'
 export type { ResponseCacheInit } from './response-cache.ts'
 export { ReloadingTokens, Tokens, TokensFileError } from './tokens.ts'
 export type { HttpChecks, HttpLifecycle, SelfIdentity } from './types.ts'

@@ -63,8 +63,11 @@ const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
  * The Prometheus metrics of one app, in a registry of its own (not prom-client's global one, so two
  * apps in one process, as in tests, do not share counters).
  */
-export function createMetrics(sources: MetricsSources, inputs: HttpMetricsInputs): HttpMetrics {
-  const registry = new Registry()
+export function createMetrics(
+  sources: MetricsSources,
+  inputs: HttpMetricsInputs,
+  registry = new Registry(),
+): HttpMetrics {
   const registers = [registry]
   // The event-loop lag histogram samples with a libuv timer at this resolution; prom-client's 10 ms
   // woke every idle agent 100 times a second. 200 ms still catches the stalls worth alerting on.

@@ -186,16 +186,17 @@ export class ReadModel extends EventEmitter<ReadModelEvents> {
     return this.#overlay.node({ id, url } as Node)
   }
 
-  #buildInstances(filter: InstanceFilter, pathless: boolean): Buffer {
+  /** Instances matching `filter` as answered: `Unreachable` when their node is (DNS uses this too). */
+  instances(filter: InstanceFilter): readonly Instance[] {
+    if (this.#overlay.unreachableUrls.size === 0) return this.#replica.instances(filter)
+    // Status is filtered as answered, after the overlay.
     const { status, ...rest } = filter
-    let list: readonly Instance[]
-    if (this.#overlay.unreachableUrls.size === 0) {
-      list = this.#replica.instances(filter)
-    } else {
-      // Status is filtered as answered, after the overlay.
-      list = this.#replica.instances(rest).map((i) => this.#overlay.instance(i))
-      if (status !== undefined) list = list.filter((i) => i.status === status)
-    }
+    const list = this.#replica.instances(rest).map((i) => this.#overlay.instance(i))
+    return status === undefined ? list : list.filter((i) => i.status === status)
+  }
+
+  #buildInstances(filter: InstanceFilter, pathless: boolean): Buffer {
+    let list = this.instances(filter)
     if (pathless) list = list.filter((i) => i.path === undefined)
     return Buffer.from(`{"instances":${JSON.stringify(list)}}`)
   }

@@ -49,6 +49,7 @@ describe('p2p-registry agent (process)', () => {
           OB_MDNS: 'false',
           OB_P2P_LISTEN: '/ip4/127.0.0.1/tcp/0',
           OB_HTTP_ADDR: '127.0.0.1:0',
+          OB_DNS_ADDR: '127.0.0.1:0',
         },
         stdio: ['ignore', 'pipe', 'ignore'],
       })

@@ -24,6 +24,7 @@ export function testConfig(
     nodeId: `agent-${index}`,
     selfUrl: `http://127.0.0.1:${20000 + index}`,
     httpAddr: { host: '127.0.0.1', port: 0 },
+    dnsAddr: { host: '127.0.0.1', port: 0 },
     p2pListen: ['/ip4/127.0.0.1/tcp/0'],
     mdns: false,
     heartbeatIntervalMs: 200,

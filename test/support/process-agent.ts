@@ -42,6 +42,7 @@ export function startAgentProcess(env: Record<string, string>, bin = BIN, launch
       OB_MDNS: 'false',
       OB_P2P_LISTEN: '/ip4/127.0.0.1/tcp/0',
       OB_HTTP_ADDR: '127.0.0.1:0',
+      OB_DNS_ADDR: '127.0.0.1:0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

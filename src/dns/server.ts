@@ -1,0 +1,280 @@
+import { createSocket, type Socket as UdpSocket } from 'node:dgram'
+import { once } from 'node:events'
+import { createServer, isIPv6, type Server, type Socket } from 'node:net'
+import dnsPacket, { type Answer, type Packet } from 'dns-packet'
+import type { Logger } from '../support/logger.ts'
+import type { Startable } from '../support/startable.ts'
+import type { DnsAnswers } from './answers.ts'
+
+export interface DnsServerInit {
+  host: string
+  /** 0: any free port (tests); `address()` tells which. */
+  port: number
+  /** A TCP client that sends no complete query for this long is closed, ms. @default 10000 */
+  tcpIdleMs?: number
+  /** TCP connections open at once; more are closed as they arrive. @default 256 */
+  maxTcpConnections?: number
+}
+
+export interface DnsServerComponents {
+  answers: DnsAnswers
+  log: Logger
+  /** Called once per answered query (metrics). */
+  observe?: (query: { type: string; rcode: string; transport: Transport; seconds: number }) => void
+  /** Called once per packet dropped as malformed (metrics). */
+  malformed?: (transport: Transport) => void
+}
+
+export type Transport = 'udp' | 'tcp'
+
+/** What a UDP answer may take without EDNS0 (RFC 1035), and the most we offer with it. */
+const PLAIN_UDP_BYTES = 512
+const MAX_UDP_BYTES = 4096
+const DEFAULT_TCP_IDLE_MS = 10_000
+const DEFAULT_MAX_TCP_CONNECTIONS = 256
+/** Answers written to a TCP client and not yet read by it, at most. */
+const MAX_TCP_UNREAD_BYTES = 256 * 1024
+
+const FLAG_AA = 1 << 10
+const FLAG_TC = 1 << 9
+const FLAG_RD = 1 << 8
+const RCODES = { NOERROR: 0, FORMERR: 1, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const
+
+/**
+ * The agent's DNS server (README, DNS): UDP and TCP on one address, answering from the replica through
+ * `DnsAnswers`, authoritative for its domain only (REFUSED elsewhere: never an open resolver).
+ *
+ * Every query is answered synchronously from memory, so nothing queues here: UDP load is bounded by the
+ * socket's kernel buffer, TCP by `maxTcpConnections` times one frame (64 KiB) each. A packet that does
+ * not decode is dropped and counted. Answers that do not fit the client's UDP size (512 bytes, or its
+ * EDNS0 size up to 4,096) are cut to whole records with TC set, and sent whole over TCP.
+ */
+export class DnsServer implements Startable {
+  readonly #init: Required<DnsServerInit>
+  readonly #components: DnsServerComponents
+  #udp: UdpSocket | undefined
+  #tcp: Server | undefined
+  readonly #connections = new Set<Socket>()
+
+  constructor(init: DnsServerInit, components: DnsServerComponents) {
+    this.#init = {
+      tcpIdleMs: DEFAULT_TCP_IDLE_MS,
+      maxTcpConnections: DEFAULT_MAX_TCP_CONNECTIONS,
+      ...init,
+    }
+    this.#components = components
+  }
+
+  /** The bound address (after `start`). */
+  address(): { host: string; port: number } {
+    const address = this.#udp?.address()
+    if (address === undefined) throw new Error('the DNS server is not started')
+    return { host: address.address, port: address.port }
+  }
+
+  get isStarted(): boolean {
+    return this.#udp !== undefined
+  }
+
+  async start(): Promise<void> {
+    const { host } = this.#init
+    const udp = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' })
+    udp.on('message', (message, remote) => this.#onUdp(udp, message, remote.port, remote.address))
+    udp.on('error', (err) => this.#components.log.warn({ err }, 'DNS UDP socket error'))
+    udp.bind(this.#init.port, host)
+    await once(udp, 'listening')
+    this.#udp = udp
+    // TCP on the port UDP got (they are one server to clients).
+    const tcp = createServer((socket) => this.#onTcp(socket))
+    tcp.maxConnections = this.#init.maxTcpConnections
+    tcp.listen(udp.address().port, host)
+    await once(tcp, 'listening')
+    this.#tcp = tcp
+    this.#components.log.info({ dns: `${host}:${udp.address().port}` }, 'DNS server listening')
+  }
+
+  async stop(): Promise<void> {
+    const udp = this.#udp
+    const tcp = this.#tcp
+    this.#udp = undefined
+    this.#tcp = undefined
+    for (const socket of this.#connections) socket.destroy()
+    if (tcp) await new Promise((resolve) => tcp.close(resolve))
+    if (udp) await new Promise<void>((resolve) => udp.close(() => resolve()))
+  }
+
+  #onUdp(udp: UdpSocket, message: Buffer, port: number, address: string): void {
+    const response = this.#answer(message, 'udp')
+    if (response !== undefined) udp.send(response, port, address)
+  }
+
+  #onTcp(socket: Socket): void {
+    this.#connections.add(socket)
+    socket.setNoDelay(true)
+    socket.setTimeout(this.#init.tcpIdleMs, () => socket.destroy())
+    socket.on('error', () => socket.destroy())
+    socket.on('close', () => this.#connections.delete(socket))
+    // Frames are a 2-byte length and the message (RFC 1035 4.2.2); at most one frame is ever held.
+    let pending = Buffer.alloc(0)
+    socket.on('data', (chunk) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
+      while (pending.length >= 2) {
+        const length = pending.readUInt16BE(0)
+        if (pending.length < 2 + length) break
+        const message = pending.subarray(2, 2 + length)
+        pending = pending.subarray(2 + length)
+        const response = this.#answer(message, 'tcp')
+        if (response === undefined) {
+          // A client that sends garbage over TCP is not worth the connection.
+          socket.destroy()
+          return
+        }
+        const frame = Buffer.allocUnsafe(2 + response.length)
+        frame.writeUInt16BE(response.length, 0)
+        response.copy(frame, 2)
+        socket.write(frame)
+        // A client that asks without reading the answers would make us hold them all.
+        if (socket.writableLength > MAX_TCP_UNREAD_BYTES) {
+          socket.destroy()
+          return
+        }
+      }
+    })
+  }
+
+  /** The response to one message, or undefined when it is dropped (malformed, or itself a response). */
+  #answer(message: Buffer, transport: Transport): Buffer | undefined {
+    const started = performance.now()
+    let query: Packet
+    try {
+      query = dnsPacket.decode(message)
+    } catch {
+      this.#components.malformed?.(transport)
+      return undefined
+    }
+    if (query.type !== 'query' || query.id === undefined) {
+      this.#components.malformed?.(transport)
+      return undefined
+    }
+    const question = query.questions?.[0]
+    const opt = query.additionals?.find((record) => record.type === 'OPT') as
+      | { udpPayloadSize?: number }
+      | undefined
+    const limit =
+      transport === 'tcp'
+        ? 65_535
+        : Math.min(MAX_UDP_BYTES, Math.max(PLAIN_UDP_BYTES, opt?.udpPayloadSize ?? PLAIN_UDP_BYTES))
+    let rcode: keyof typeof RCODES
+    let response: Buffer
+    if (query.questions?.length !== 1 || question === undefined) {
+      rcode = 'FORMERR'
+      response = this.#encode(query, rcode, [], [], [], opt !== undefined, limit).bytes
+    } else if (
+      opcodeOf(query) !== 0 ||
+      (question.class !== undefined && question.class !== 'IN' && question.class !== 'ANY')
+    ) {
+      rcode = 'NOTIMP'
+      response = this.#encode(query, rcode, [], [], [], opt !== undefined, limit).bytes
+    } else {
+      const resolution = this.#components.answers.resolve(question.name, question.type)
+      rcode = resolution.rcode
+      const answers = resolution.shuffle ? shuffled(resolution.answers) : resolution.answers
+      response = this.#fit(
+        query,
+        rcode,
+        answers,
+        resolution.additionals,
+        resolution.authorities,
+        opt !== undefined,
+        limit,
+      )
+    }
+    this.#components.observe?.({
+      type: question?.type ?? 'none',
+      rcode,
+      transport,
+      seconds: (performance.now() - started) / 1000,
+    })
+    return response
+  }
+
+  /**
+   * The response within `limit` bytes: whole; else without additionals (no TC: RFC 2181 9); else the
+   * answers that fit, with TC so the client asks again over TCP.
+   */
+  #fit(
+    query: Packet,
+    rcode: keyof typeof RCODES,
+    answers: Answer[],
+    additionals: Answer[],
+    authorities: Answer[],
+    edns: boolean,
+    limit: number,
+  ): Buffer {
+    const whole = this.#encode(query, rcode, answers, additionals, authorities, edns, limit)
+    if (whole.bytes.length <= limit) return whole.bytes
+    const bare = this.#encode(query, rcode, answers, [], authorities, edns, limit)
+    if (bare.bytes.length <= limit) return bare.bytes
+    // The most answers that fit: a binary search over encodings (only oversized answers get here).
+    let low = 0
+    let high = answers.length
+    while (low < high) {
+      const mid = Math.ceil((low + high) / 2)
+      if (this.#encode(query, rcode, answers.slice(0, mid), [], [], edns, limit).bytes.length <= limit)
+        low = mid
+      else high = mid - 1
+    }
+    return this.#encode(query, rcode, answers.slice(0, low), [], [], edns, limit, true).bytes
+  }
+
+  #encode(
+    query: Packet,
+    rcode: keyof typeof RCODES,
+    answers: Answer[],
+    additionals: Answer[],
+    authorities: Answer[],
+    edns: boolean,
+    limit: number,
+    truncated = false,
+  ): { bytes: Buffer } {
+    const flags = FLAG_AA | ((query.flags ?? 0) & FLAG_RD) | (truncated ? FLAG_TC : 0) | RCODES[rcode]
+    const packet: Packet = {
+      id: query.id!,
+      type: 'response',
+      flags,
+      questions: query.questions ?? [],
+      answers,
+      authorities,
+      additionals: edns
+        ? [
+            ...additionals,
+            {
+              type: 'OPT',
+              name: '.',
+              udpPayloadSize: Math.min(limit, MAX_UDP_BYTES),
+              extendedRcode: 0,
+              ednsVersion: 0,
+              flags: 0,
+              flag_do: false,
+              options: [],
+            } satisfies Answer,
+          ]
+        : additionals,
+    }
+    return { bytes: dnsPacket.encode(packet) }
+  }
+}
+
+function opcodeOf(packet: Packet): number {
+  return ((packet.flags ?? 0) >> 11) & 0xf
+}
+
+/** A copy in random order (Fisher-Yates): each query spreads its clients over the instances. */
+function shuffled<T>(items: readonly T[]): T[] {
+  const copy = [...items]
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[copy[i], copy[j]] = [copy[j]!, copy[i]!]
+  }
+  return copy
+}
