@@ -1,10 +1,10 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { once } from 'node:events'
 import { createServer, isIPv6, type Server, type Socket } from 'node:net'
-import dnsPacket, { type Answer, type Packet } from 'dns-packet'
+import dnsPacket, { type Answer, type Packet, type Question } from 'dns-packet'
 import type { Logger } from '../support/logger.ts'
 import type { Startable } from '../support/startable.ts'
-import type { DnsAnswers } from './answers.ts'
+import type { DnsAnswers, Resolution } from './answers.ts'
 
 export interface DnsServerInit {
   host: string
@@ -35,6 +35,8 @@ const DEFAULT_MAX_TCP_CONNECTIONS = 256
 /** Answers written to a TCP client and not yet read by it, at most. */
 const MAX_TCP_UNREAD_BYTES = 256 * 1024
 
+const HEADER_BYTES = 12
+const RESPONSE = 1 << 15
 const FLAG_AA = 1 << 10
 const FLAG_TC = 1 << 9
 const FLAG_RD = 1 << 8
@@ -52,6 +54,8 @@ const RCODES = { NOERROR: 0, FORMERR: 1, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as
 export class DnsServer implements Startable {
   readonly #init: Required<DnsServerInit>
   readonly #components: DnsServerComponents
+  /** Records encoded once per resolution (resolutions are cached until the registry changes). */
+  readonly #encoded = new WeakMap<Resolution, EncodedResolution>()
   #udp: UdpSocket | undefined
   #tcp: Server | undefined
   readonly #connections = new Set<Socket>()
@@ -178,16 +182,7 @@ export class DnsServer implements Startable {
     } else {
       const resolution = this.#components.answers.resolve(question.name, question.type)
       rcode = resolution.rcode
-      const answers = resolution.shuffle ? shuffled(resolution.answers) : resolution.answers
-      response = this.#fit(
-        query,
-        rcode,
-        answers,
-        resolution.additionals,
-        resolution.authorities,
-        opt !== undefined,
-        limit,
-      )
+      response = this.#assemble(query, question, resolution, opt !== undefined, limit)
     }
     this.#components.observe?.({
       type: question?.type ?? 'none',
@@ -199,32 +194,64 @@ export class DnsServer implements Startable {
   }
 
   /**
-   * The response within `limit` bytes: whole; else without additionals (no TC: RFC 2181 9); else the
-   * answers that fit, with TC so the client asks again over TCP.
+   * The response to a resolved question within `limit` bytes, from records encoded once per resolution:
+   * whole; else without additionals (no TC: RFC 2181 9); else the answers that fit, with TC so the
+   * client asks again over TCP. (dns-packet does not compress names, so encoded records stand alone.)
    */
-  #fit(
-    query: Packet,
-    rcode: keyof typeof RCODES,
-    answers: Answer[],
-    additionals: Answer[],
-    authorities: Answer[],
-    edns: boolean,
-    limit: number,
-  ): Buffer {
-    const whole = this.#encode(query, rcode, answers, additionals, authorities, edns, limit)
-    if (whole.bytes.length <= limit) return whole.bytes
-    const bare = this.#encode(query, rcode, answers, [], authorities, edns, limit)
-    if (bare.bytes.length <= limit) return bare.bytes
-    // The most answers that fit: a binary search over encodings (only oversized answers get here).
-    let low = 0
-    let high = answers.length
-    while (low < high) {
-      const mid = Math.ceil((low + high) / 2)
-      if (this.#encode(query, rcode, answers.slice(0, mid), [], [], edns, limit).bytes.length <= limit)
-        low = mid
-      else high = mid - 1
+  #assemble(query: Packet, question: Question, resolution: Resolution, edns: boolean, limit: number): Buffer {
+    const encoded = this.#encodedOf(resolution, question)
+    const opt = edns ? optRecord(Math.min(limit, MAX_UDP_BYTES)) : undefined
+    const answers = resolution.shuffle ? shuffled(encoded.answers) : encoded.answers
+    const fixed = HEADER_BYTES + encoded.question.length + (opt?.length ?? 0)
+    const answerBytes = total(answers)
+    let authorities = encoded.authorities
+    let additionals = encoded.additionals
+    let truncated = false
+    let count = answers.length
+    if (fixed + answerBytes + total(authorities) + total(additionals) > limit) {
+      additionals = []
+      if (fixed + answerBytes + total(authorities) > limit) {
+        authorities = []
+        truncated = true
+        let size = fixed
+        count = 0
+        while (count < answers.length && size + answers[count]!.length <= limit)
+          size += answers[count++]!.length
+      }
     }
-    return this.#encode(query, rcode, answers.slice(0, low), [], [], edns, limit, true).bytes
+    const parts = [answers.length === count ? answers : answers.slice(0, count), authorities, additionals]
+    const header = Buffer.alloc(HEADER_BYTES)
+    header.writeUInt16BE(query.id!, 0)
+    header.writeUInt16BE(
+      RESPONSE |
+        FLAG_AA |
+        ((query.flags ?? 0) & FLAG_RD) |
+        (truncated ? FLAG_TC : 0) |
+        RCODES[resolution.rcode],
+      2,
+    )
+    header.writeUInt16BE(1, 4)
+    header.writeUInt16BE(count, 6)
+    header.writeUInt16BE(authorities.length, 8)
+    header.writeUInt16BE(additionals.length + (opt === undefined ? 0 : 1), 10)
+    return Buffer.concat([header, encoded.question, ...parts.flat(), ...(opt === undefined ? [] : [opt])])
+  }
+
+  #encodedOf(resolution: Resolution, question: Question): EncodedResolution {
+    let encoded = this.#encoded.get(resolution)
+    if (encoded === undefined) {
+      encoded = {
+        // The resolution is cached per name as asked (case and all), so its question is that name.
+        question: dnsPacket
+          .encode({ type: 'query', questions: [{ ...question, class: 'IN' }] })
+          .subarray(HEADER_BYTES),
+        answers: resolution.answers.map(recordBytes),
+        authorities: resolution.authorities.map(recordBytes),
+        additionals: resolution.additionals.map(recordBytes),
+      }
+      this.#encoded.set(resolution, encoded)
+    }
+    return encoded
   }
 
   #encode(
@@ -263,6 +290,45 @@ export class DnsServer implements Startable {
     }
     return { bytes: dnsPacket.encode(packet) }
   }
+}
+
+interface EncodedResolution {
+  question: Buffer
+  answers: Buffer[]
+  authorities: Buffer[]
+  additionals: Buffer[]
+}
+
+/** A record's wire form: a packet holding only it, less the header. */
+function recordBytes(record: Answer): Buffer {
+  return dnsPacket.encode({ type: 'response', answers: [record] }).subarray(HEADER_BYTES)
+}
+
+const optRecords = new Map<number, Buffer>()
+
+/** Our EDNS0 OPT record, offering `size` bytes over UDP. */
+function optRecord(size: number): Buffer {
+  let bytes = optRecords.get(size)
+  if (bytes === undefined) {
+    bytes = recordBytes({
+      type: 'OPT',
+      name: '.',
+      udpPayloadSize: size,
+      extendedRcode: 0,
+      ednsVersion: 0,
+      flags: 0,
+      flag_do: false,
+      options: [],
+    })
+    if (optRecords.size < 64) optRecords.set(size, bytes)
+  }
+  return bytes
+}
+
+function total(buffers: readonly Buffer[]): number {
+  let sum = 0
+  for (const b of buffers) sum += b.length
+  return sum
 }
 
 function opcodeOf(packet: Packet): number {
