@@ -23,6 +23,7 @@ import { definitionRoutes } from './routes/definitions.ts'
 import { instanceRoutes } from './routes/instances.ts'
 import { nodeRoutes } from './routes/nodes.ts'
 import { operationRoutes } from './routes/operations.ts'
+import { serviceRoutes } from './routes/services.ts'
 import { type TokenSource, Tokens } from './tokens.ts'
 import type { HttpChecks, HttpLifecycle, RegistryApp, RouteDeps, SelfIdentity } from './types.ts'
 import { DEFAULT_MAX_WATCHERS, WatchHub } from './watch-hub.ts'
@@ -218,6 +219,7 @@ export async function buildApp(init: HttpAppInit, components: HttpAppComponents)
   definitionRoutes(app, deps)
   instanceRoutes(app, deps)
   nodeRoutes(app, deps)
+  serviceRoutes(app, deps)
   operationRoutes(app, deps, metrics)
 
   await app.ready()

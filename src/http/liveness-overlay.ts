@@ -1,7 +1,7 @@
 import type { Instance, LivenessState, Node } from '../model/index.ts'
 
 /** Events of the liveness component that change what it says about a node. */
-export const LIVENESS_EVENTS = ['node:alive', 'node:suspect', 'node:unreachable'] as const
+export const LIVENESS_EVENTS = ['node:alive', 'node:suspect', 'node:unreachable', 'node:sync'] as const
 export type LivenessEvent = (typeof LIVENESS_EVENTS)[number]
 
 /**
@@ -12,12 +12,17 @@ export interface HttpLiveness {
   status(nodeId: string): LivenessState | undefined
   /** Local time the node was last heard from (beat or record), ms. */
   lastSeen(nodeId: string): number | undefined
+  /** Whether the node's last beat carried this agent's replica digest. */
+  inSync?(nodeId: string): boolean | undefined
   on(event: LivenessEvent, listener: () => void): unknown
   off?(event: LivenessEvent, listener: () => void): unknown
 }
 
-/** A node as answered: `liveness` added, `lastHeartbeat` the later of the record's and the last beat. */
-export type NodeView = Node & { liveness?: LivenessState }
+/**
+ * A node as answered: `liveness` added, `lastHeartbeat` the later of the record's and the last beat,
+ * `inSync` whether its last beat carried this agent's replica digest (the dashboard shows it).
+ */
+export type NodeView = Node & { liveness?: LivenessState; inSync?: boolean }
 
 /**
  * Read-time decoration of stored entities with this agent's liveness view. Nothing here is written:
@@ -73,6 +78,9 @@ export class LivenessOverlay {
     const state = liveness.status(node.id)
     if (state !== undefined) view.liveness = state
     else delete view.liveness
+    const inSync = liveness.inSync?.(node.id)
+    if (inSync !== undefined) view.inSync = inSync
+    else delete view.inSync
     return view
   }
 }

@@ -23,7 +23,14 @@ export interface ReadModelEvents {
   instances: [index: number]
   /** The node list may have changed (a record, membership or liveness; not a beat); `index` is new. */
   nodes: [index: number]
+  /** The services summary may have changed (at most every SERVICES_EVERY_MS). */
+  services: [index: number]
+  /** A definition was written or deleted. */
+  definitions: [index: number]
 }
+
+/** The services summary is rebuilt and announced at most this often, ms. */
+const SERVICES_EVERY_MS = 250
 
 /** Answers whose index is remembered (per normalized query); beyond it, the oldest are forgotten. */
 const MAX_TRACKED_ANSWERS = 4096
@@ -73,6 +80,12 @@ export class ReadModel extends EventEmitter<ReadModelEvents> {
    */
   readonly #answered = new Map<string, { hash: string; index: number; last: WeakRef<Buffer> }>()
   #nodesAnswered: IndexedAnswer | undefined
+  #servicesAnswered: IndexedAnswer | undefined
+  #servicesIndex = 1
+  #servicesBuiltAt = 0
+  #servicesTimer: NodeJS.Timeout | undefined
+  #servicesAnnouncedAt = 0
+  #definitionsIndex = 1
   /** The nodes index `#nodesAnswered` was last checked at. */
   #nodesBuiltAt = 0
   readonly #replica: Replica
@@ -94,6 +107,7 @@ export class ReadModel extends EventEmitter<ReadModelEvents> {
 
   /** Stops listening to the replica and the liveness component. */
   close(): void {
+    clearTimeout(this.#servicesTimer)
     this.#replica.off('change', this.#onChange)
     for (const event of LIVENESS_EVENTS) this.#liveness?.off?.(event, this.#onLiveness)
   }
@@ -138,8 +152,11 @@ export class ReadModel extends EventEmitter<ReadModelEvents> {
     const bytes = Buffer.from(
       JSON.stringify({
         nodes: this.#replica.nodes().map((node) => {
-          const state = this.#liveness?.status(node.id)
-          return state === undefined ? node : { ...node, liveness: state }
+          const liveness = this.#liveness?.status(node.id)
+          const inSync = this.#liveness?.inSync?.(node.id)
+          return liveness === undefined
+            ? node
+            : { ...node, liveness, ...(inSync === undefined ? {} : { inSync }) }
         }),
       }),
     )
@@ -163,6 +180,39 @@ export class ReadModel extends EventEmitter<ReadModelEvents> {
       key += value === undefined ? '&' : `${encodeURIComponent(value)}&`
     }
     return { key, filter, pathless }
+  }
+
+  /**
+   * `{"services": [{slug, instances, statuses: {Healthy: n, ...}}, ...]}` by slug: every slug with its
+   * instance counts by status as answered (instances without a slug under ""). What the dashboard lists;
+   * built once per index, and announced (`services`) at most every SERVICES_EVERY_MS, since it reads
+   * every instance.
+   */
+  indexedServices(): IndexedAnswer {
+    if (this.#servicesAnswered !== undefined && this.#servicesBuiltAt === this.#servicesIndex)
+      return this.#servicesAnswered
+    this.#servicesBuiltAt = this.#servicesIndex
+    const bySlug = new Map<string, { slug: string; instances: number; statuses: Record<string, number> }>()
+    for (const instance of this.instances({})) {
+      const slug = instance.slug ?? ''
+      let row = bySlug.get(slug)
+      if (row === undefined) {
+        row = { slug, instances: 0, statuses: {} }
+        bySlug.set(slug, row)
+      }
+      row.instances++
+      row.statuses[instance.status] = (row.statuses[instance.status] ?? 0) + 1
+    }
+    const services = [...bySlug.values()].sort((a, b) => (a.slug < b.slug ? -1 : a.slug > b.slug ? 1 : 0))
+    const bytes = Buffer.from(JSON.stringify({ services }))
+    if (!this.#servicesAnswered?.bytes.equals(bytes))
+      this.#servicesAnswered = { bytes, index: this.#servicesIndex }
+    return this.#servicesAnswered
+  }
+
+  /** `{"definitions": [...]}` with the index at which it last changed. */
+  indexedDefinitions(): IndexedAnswer {
+    return { bytes: this.definitionsAnswer(), index: this.#definitionsIndex }
   }
 
   /** `{"definitions": [...]}` as bytes. */
@@ -206,8 +256,11 @@ export class ReadModel extends EventEmitter<ReadModelEvents> {
     let nodes = false
     for (const change of changes) {
       if (change.kind === 'instance') instances = true
-      else if (change.kind === 'definition') this.#definitionsAnswer = undefined
-      else nodes = true
+      else if (change.kind === 'definition') {
+        this.#definitionsAnswer = undefined
+        this.#definitionsIndex++
+        this.emit('definitions', this.#definitionsIndex)
+      } else nodes = true
     }
     // A node record that appears, goes or changes URL can change which instances are unreachable,
     // and whose word an instance's health is (replica/instance-trust.ts).
@@ -228,6 +281,16 @@ export class ReadModel extends EventEmitter<ReadModelEvents> {
     this.instanceAnswers.clear()
     this.#instancesIndex++
     this.emit('instances', this.#instancesIndex)
+    // The services summary reads every instance: announced at most every SERVICES_EVERY_MS.
+    this.#servicesTimer ??= setTimeout(
+      () => {
+        this.#servicesTimer = undefined
+        this.#servicesAnnouncedAt = Date.now()
+        this.#servicesIndex = this.#instancesIndex
+        this.emit('services', this.#servicesIndex)
+      },
+      Math.max(0, this.#servicesAnnouncedAt + SERVICES_EVERY_MS - Date.now()),
+    ).unref()
   }
 
   #bumpNodes(): void {

@@ -173,9 +173,11 @@ export const NodeWatchQuerySchema = Type.Object(
   strict,
 )
 
+export const WatchQuerySchema = NodeWatchQuerySchema
+
 export const EventStreamSchema = {
   description:
-    'text/event-stream: events `instances` (or `nodes`) whose `data` is the whole answer and whose `id` is its index; comment lines keep it open',
+    'text/event-stream: events named after the route (`instances`, `nodes`, `services`, `definitions`) whose `data` is the whole answer and whose `id` is its index; comment lines keep it open',
   content: { 'text/event-stream': { schema: Type.String() } },
 }
 
@@ -214,6 +216,25 @@ export const DeletedSchema = Type.Null({
 })
 
 export const DefinitionListSchema = Type.Object({ definitions: Type.Array(DefinitionSchema) }, strict)
+
+export const ServiceListSchema = Type.Object(
+  {
+    services: Type.Array(
+      Type.Object(
+        {
+          slug: Type.String({ description: 'The slug ("" for instances registered without one)' }),
+          instances: Type.Integer(),
+          statuses: Type.Record(Type.String(), Type.Integer(), {
+            description:
+              'Instance counts by status, as answered (an unreachable node’s instances are Unreachable)',
+          }),
+        },
+        strict,
+      ),
+    ),
+  },
+  { ...strict, description: 'Every slug with its instance counts by status, ordered by slug' },
+)
 
 export const InstanceListSchema = Type.Object(
   { instances: Type.Array(InstanceSchema) },

@@ -10,7 +10,7 @@ export const KEEP_ALIVE_MS = 15_000
 export const DEFAULT_WAIT_MS = 5 * 60 * 1000
 export const MAX_WAIT_MS = 10 * 60 * 1000
 
-export type WatchKind = 'instances' | 'nodes'
+export type WatchKind = 'instances' | 'nodes' | 'services' | 'definitions'
 
 /**
  * Watch streams (`…/watch`, Server-Sent Events) and blocking queries (`?index=&wait=`): both wait for

@@ -61,6 +61,8 @@ export interface FailureDetectorEvents {
   'node:unreachable': [change: LivenessChange]
   /** A peer's replica digest differed from ours for `digestMismatchBeats` beats in a row: sync with it. */
   'digest:mismatch': [mismatch: DigestMismatch]
+  /** A node's last beat carried our digest and the one before did not, or the other way round. */
+  'node:sync': [change: { nodeId: string; inSync: boolean }]
 }
 
 /** One row of `snapshot()`. */

@@ -73,6 +73,8 @@ interface Tracked {
   beatPeerId: string | undefined
   mismatchStreak: number
   mismatchLimit: number
+  /** Whether its last beat carried our digest (undefined before its first). */
+  inSync?: boolean
 }
 
 const NEVER = Number.NEGATIVE_INFINITY
@@ -168,6 +170,15 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> impleme
     if (nodeId === this.#components.nodeId) return Date.now()
     const t = this.#tracked.get(nodeId)
     return t === undefined ? undefined : lastSeenOf(t)
+  }
+
+  /**
+   * Whether a node's last beat carried the digest of our replica (the two hold the same state); our
+   * own node always; undefined before its first beat.
+   */
+  inSync(nodeId: string): boolean | undefined {
+    if (nodeId === this.#components.nodeId) return true
+    return this.#tracked.get(nodeId)?.inSync
   }
 
   /** Every known node, ours included, by id. */
@@ -420,7 +431,12 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> impleme
 
   /** Counts beats whose digest differs from ours at receive time; emits after a run of them. */
   #compareDigest(t: Tracked, beat: Beat, from: string): void {
-    if (beat.d === digestPrefix(this.#components.replica.digest())) {
+    const inSync = beat.d === digestPrefix(this.#components.replica.digest())
+    if (t.inSync !== inSync) {
+      t.inSync = inSync
+      this.#notify('node:sync', { nodeId: t.nodeId, inSync })
+    }
+    if (inSync) {
       t.mismatchStreak = 0
       t.mismatchLimit = this.digestMismatchBeats
       return

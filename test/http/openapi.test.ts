@@ -48,6 +48,9 @@ describe('/openapi.json', () => {
         'DELETE /registry-svc/instance/{id}',
         'GET /registry-svc/instances/watch',
         'GET /registry-svc/nodes/watch',
+        'GET /registry-svc/services',
+        'GET /registry-svc/services/watch',
+        'GET /registry-svc/definitions/watch',
         'PUT /registry-svc/instance/{id}/heartbeat',
         'POST /registry-svc/nodes',
         'GET /registry-svc/node/self',
@@ -134,7 +137,7 @@ describe('/openapi.json', () => {
         expect(response.headers.get('content-type'), path).toBe('text/event-stream; charset=utf-8')
         const reader = response.body!.getReader()
         expect(new TextDecoder().decode((await reader.read()).value), path).toMatch(
-          /^event: (instances|nodes)\n/,
+          /^event: (instances|nodes|services|definitions)\n/,
         )
         controller.abort()
         continue

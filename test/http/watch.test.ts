@@ -176,3 +176,30 @@ describe('GET /registry-svc/nodes/watch', () => {
     ).toEqual(['node-b'])
   })
 })
+
+describe('GET /registry-svc/services and the services and definitions watches', () => {
+  it('counts instances by slug and status, and streams the summary and the definitions as they change', async () => {
+    s = await startServer()
+    await register('a1', 'alpha')
+    await register('a2', 'alpha')
+    await register('b1', 'beta')
+    const listed = await s.call('GET', '/registry-svc/services')
+    expect(listed.json).toEqual({
+      services: [
+        { slug: 'alpha', instances: 2, statuses: { Unknown: 2 } },
+        { slug: 'beta', instances: 1, statuses: { Unknown: 1 } },
+      ],
+    })
+    const services = await watch('/registry-svc/services/watch')
+    const definitions = await watch('/registry-svc/definitions/watch')
+    await waitFor('both first events', () => services.events.length === 1 && definitions.events.length === 1)
+    expect(services.events[0]!.event).toBe('services')
+    await register('c1', 'gamma')
+    await waitFor('the summary with gamma', () => services.events.at(-1)?.data.includes('"gamma"') === true)
+    await s.call('PUT', '/registry-svc/definition', {
+      body: { definition: { id: 'web', image: { name: 'nginx', port: 80 } } },
+    })
+    await waitFor('the definition', () => definitions.events.at(-1)?.data.includes('"web"') === true)
+    expect(definitions.events.map((e) => e.event)).toEqual(['definitions', 'definitions'])
+  })
+})
