@@ -13,7 +13,8 @@
  *   support    logger, emitSafely, jitter, InitError: imports nothing from src
  *
  * src/client (the `p2p-registry/client` entry, used by services) stands apart: it imports nothing
- * else from src, and nothing in src imports it, so it carries no server code.
+ * else from src, and nothing in src but the dashboard imports it, so it carries no server code.
+ * src/ui (the dashboard, a browser bundle) imports only src/client.
  */
 const LAYERS = ['support', 'model', 'replica', 'p2p', 'liveness', 'http', 'dns', 'agent', 'cli']
 const above = (layer) => LAYERS.slice(LAYERS.indexOf(layer) + 1)
@@ -38,8 +39,22 @@ module.exports = {
       name: 'nothing-imports-client',
       comment: 'the server does not depend on the client entry',
       severity: 'error',
-      from: { path: '^src/(?!client/)' },
+      from: { path: '^src/(?!client/|ui/)' },
       to: { path: '^src/client/' },
+    },
+    {
+      name: 'ui-is-a-browser-bundle',
+      comment: 'src/ui runs in browsers: it may use src/client, nothing of the server',
+      severity: 'error',
+      from: { path: '^src/ui/' },
+      to: { path: '^src/(?!client/|ui/)' },
+    },
+    {
+      name: 'nothing-imports-ui',
+      comment: 'the agent serves the built dashboard (dist/ui), it does not import its code',
+      severity: 'error',
+      from: { path: '^src/(?!ui/)' },
+      to: { path: '^src/ui/' },
     },
     {
       name: 'no-circular',

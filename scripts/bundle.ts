@@ -3,7 +3,8 @@
  * - dist/p2p-registry.mjs, the agent and CLI (the `p2p-registry` bin), and dist/cluster-child.mjs, the
  *   benchmark's agent process, built the same way so the benchmark measures agents as deployed;
  * - dist/client.mjs and dist/client/*.d.ts, the `p2p-registry/client` entry (src/client): no Node
- *   built-ins, no dependencies left to install, so it runs on Node 20+ and in a browser bundle.
+ *   built-ins, no dependencies left to install, so it runs on Node 20+ and in a browser bundle;
+ * - dist/ui/, the dashboard the agent serves at /ui/ (src/ui).
  *
  * Why a bundle: an idle agent loaded as 1,274 separate modules keeps about 10 MB more memory than
  * the same code as one script (module records, per-module code, the sources of exports it never uses,
@@ -16,7 +17,8 @@
  * to dist/classic-level/prebuilds), so the package has no dependencies: `npm install p2p-registry` and
  * the container image fetch nothing else, and what runs is exactly what was tested.
  */
-import { chmod, cp, rm } from 'node:fs/promises'
+import { chmod, cp, readFile, rm, writeFile } from 'node:fs/promises'
+import { gzipSync } from 'node:zlib'
 import { build, type Plugin } from 'esbuild'
 import ts from 'typescript'
 
@@ -86,6 +88,27 @@ await build({
   logLevel: 'warning',
 })
 emitClientTypes()
+
+// The dashboard (src/ui, GET /ui/): one script and one stylesheet for browsers, each also gzipped,
+// which the agent serves to clients that accept it.
+await build({
+  entryPoints: { app: 'src/ui/app.tsx' },
+  outdir: 'dist/ui',
+  bundle: true,
+  platform: 'browser',
+  format: 'esm',
+  target: ['es2022', 'chrome100', 'firefox100', 'safari15'],
+  jsx: 'automatic',
+  jsxImportSource: 'preact',
+  minify: true,
+  charset: 'ascii',
+  legalComments: 'external',
+  logLevel: 'warning',
+})
+await cp('src/ui/index.html', 'dist/ui/index.html')
+await cp('src/ui/style.css', 'dist/ui/app.css')
+for (const file of ['index.html', 'app.js', 'app.css'])
+  await writeFile(`dist/ui/${file}.gz`, gzipSync(await readFile(`dist/ui/${file}`), { level: 9 }))
 
 /** dist/client/*.d.ts from src/client, with relative imports ending in .js as published types need. */
 function emitClientTypes(): void {

@@ -63,14 +63,33 @@ export interface InstanceFilter {
   status?: InstanceStatus
 }
 
+/** Used / total / percent of one resource (bytes for memory and disk). */
+export interface Usage {
+  used: number
+  total: number
+  percent: number
+}
+
 export interface NodeRecord {
   id: string
   url: string
   availabilityZone?: string
   region?: string
   lastHeartbeat?: string
+  usage?: { cpu: Usage; memory: Usage; disk: Usage }
+  gpus?: object[]
+  /** This agent's view: heard from recently, silent a few beats, or silent long enough to be down. */
   liveness?: 'alive' | 'suspect' | 'unreachable'
+  /** Whether the node's last beat carried this agent's replica digest (the two hold the same state). */
+  inSync?: boolean
   [field: string]: unknown
+}
+
+/** `GET /registry-svc/services`: a slug with its instance counts by status. */
+export interface ServiceSummary {
+  slug: string
+  instances: number
+  statuses: Partial<Record<InstanceStatus, number>>
 }
 
 export interface Definition {
@@ -91,4 +110,6 @@ export interface AgentHealth {
   /** True while the agent sees most nodes unreachable and deletes nothing of other nodes. */
   selfPreservation?: boolean
   unreachableRatio?: number
+  /** libp2p peers this agent is connected to. */
+  peers?: number
 }

@@ -24,6 +24,7 @@ import { instanceRoutes } from './routes/instances.ts'
 import { nodeRoutes } from './routes/nodes.ts'
 import { operationRoutes } from './routes/operations.ts'
 import { serviceRoutes } from './routes/services.ts'
+import { uiRoutes } from './routes/ui.ts'
 import { type TokenSource, Tokens } from './tokens.ts'
 import type { HttpChecks, HttpLifecycle, RegistryApp, RouteDeps, SelfIdentity } from './types.ts'
 import { DEFAULT_MAX_WATCHERS, WatchHub } from './watch-hub.ts'
@@ -215,11 +216,13 @@ export async function buildApp(init: HttpAppInit, components: HttpAppComponents)
     checks: components.checks,
     lifecycle: components.lifecycle,
     watches,
+    peersConnected: components.metricsSources.peersConnected,
   }
   definitionRoutes(app, deps)
   instanceRoutes(app, deps)
   nodeRoutes(app, deps)
   serviceRoutes(app, deps)
+  uiRoutes(app)
   operationRoutes(app, deps, metrics)
 
   await app.ready()

@@ -273,6 +273,7 @@ export const HealthSchema = Type.Object(
     instances: Type.Integer(),
     nodes: Type.Integer(),
     tombstones: Type.Integer(),
+    peers: Type.Integer({ description: 'libp2p peers this agent is connected to' }),
     selfPreservation: Type.Optional(
       Type.Boolean({
         description:

@@ -43,4 +43,6 @@ export interface RouteDeps {
   checks: HttpChecks | undefined
   lifecycle: HttpLifecycle | undefined
   watches: WatchHub
+  /** libp2p peers connected now (`/healthz`). */
+  peersConnected: () => number
 }

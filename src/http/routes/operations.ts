@@ -7,7 +7,7 @@ const tags = ['operations']
 
 export function operationRoutes(
   app: RegistryApp,
-  { replica, self, lifecycle }: RouteDeps,
+  { replica, self, lifecycle, peersConnected }: RouteDeps,
   metrics: HttpMetrics,
 ): void {
   app.get(
@@ -27,6 +27,7 @@ export function operationRoutes(
         nodeId: self.nodeId,
         digest: replica.digest(),
         ...replica.counts(),
+        peers: peersConnected(),
         ...(lifecycle === undefined
           ? {}
           : { selfPreservation: lifecycle.selfPreserving, unreachableRatio: lifecycle.unreachableRatio }),
