@@ -1,5 +1,4 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
-import { once } from 'node:events'
 import { createServer, isIPv6, type Server, type Socket } from 'node:net'
 import dnsPacket, { type Answer, type Packet, type Question } from 'dns-packet'
 import type { Logger } from '../support/logger.ts'
@@ -81,20 +80,49 @@ export class DnsServer implements Startable {
   }
 
   async start(): Promise<void> {
+    if (this.#udp !== undefined) return
+    // Port 0: UDP takes any free port and TCP the same number, which another socket may hold: then
+    // both are tried again on another port.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#bind()
+        break
+      } catch (err) {
+        if (this.#init.port !== 0 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt === 10)
+          throw err
+      }
+    }
+    this.#components.log.info({ dns: `${this.#init.host}:${this.address().port}` }, 'DNS server listening')
+  }
+
+  async #bind(): Promise<void> {
     const { host } = this.#init
     const udp = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' })
     udp.on('message', (message, remote) => this.#onUdp(udp, message, remote.port, remote.address))
     udp.on('error', (err) => this.#components.log.warn({ err }, 'DNS UDP socket error'))
-    udp.bind(this.#init.port, host)
-    await once(udp, 'listening')
-    this.#udp = udp
-    // TCP on the port UDP got (they are one server to clients).
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject)
+      udp.bind(this.#init.port, host, () => {
+        udp.off('error', reject)
+        resolve()
+      })
+    })
     const tcp = createServer((socket) => this.#onTcp(socket))
     tcp.maxConnections = this.#init.maxTcpConnections
-    tcp.listen(udp.address().port, host)
-    await once(tcp, 'listening')
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject)
+        tcp.listen(udp.address().port, host, () => {
+          tcp.off('error', reject)
+          resolve()
+        })
+      })
+    } catch (err) {
+      await new Promise<void>((resolve) => udp.close(() => resolve()))
+      throw err
+    }
+    this.#udp = udp
     this.#tcp = tcp
-    this.#components.log.info({ dns: `${host}:${udp.address().port}` }, 'DNS server listening')
   }
 
   async stop(): Promise<void> {

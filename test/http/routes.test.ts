@@ -286,6 +286,7 @@ describe('nodes and operations', () => {
       nodeId: NODE_ID,
       digest: s.replica.digest(),
       ...s.replica.counts(),
+      peers: 0,
     })
   })
 
