@@ -26,6 +26,7 @@ interface Child {
   index: number
   process: ChildProcess
   pid: number
+  nodeId: string
   multiaddr: string
   dir: string
   messages: Array<Record<string, unknown>>
@@ -39,9 +40,18 @@ type Stats = {
   cpu: { user: number; system: number }
   syncSessions: number
   gossipMessages: number
+  nodesKnown: number
+  alive: number
+  beatBytes: number
+  gossipBytesPublished: number
+  gossipPublished: number
   at: number
 }
 
+/** Figures of one run, printed as one JSON line at the end (scripts/bench-scale.ts reads it). */
+const figures: Record<string, number> = { agents: AGENTS }
+
+const now = () => performance.timeOrigin + performance.now()
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const percentile = (xs: number[], p: number) => {
   const sorted = [...xs].sort((a, b) => a - b)
@@ -52,6 +62,7 @@ const median = (xs: number[]) => percentile(xs, 50)
 const wrote = new Map<string, number>()
 const seen = new Map<string, Map<number, number>>() // id → child index → time
 const arrived = new Map<string, Map<number, number>>() // BENCH_ARRIVALS=1: when the gossip message arrived
+const unreachable = new Map<string, Map<number, number>>() // node id → child index → when it called it unreachable
 
 /**
  * The environment variables and Node flags the bin runs agents with, read from its shebang
@@ -112,13 +123,19 @@ async function spawnAgent(index: number, peers: string[]): Promise<Child> {
         }
         return
       }
+      if (message.type === 'unreachable') {
+        const byChild = unreachable.get(message.nodeId as string) ?? new Map<number, number>()
+        unreachable.set(message.nodeId as string, byChild)
+        if (!byChild.has(index)) byChild.set(index, message.at as number)
+        return
+      }
       if (message.type === 'wrote') {
         wrote.set(message.id as string, message.at as number)
         return
       }
       record.messages!.push(message)
       if (message.type === 'ready') {
-        Object.assign(record, { pid: message.pid, multiaddr: message.multiaddr })
+        Object.assign(record, { pid: message.pid, nodeId: message.nodeId, multiaddr: message.multiaddr })
         resolve(record as Child)
       }
     })
@@ -199,6 +216,14 @@ try {
     (await Promise.all(children.map(stats))).every((s) => s.peers >= wantPeers),
   )
   console.log(`connected: every agent has >= ${wantPeers} peers after ${Math.round(meshMs)} ms`)
+  const lastUp = performance.now() - meshMs
+  const membershipMs = await waitUntil('every node sees every node alive', 120_000, async () =>
+    (await Promise.all(children.map(stats))).every((s) => s.nodesKnown === AGENTS && s.alive === AGENTS),
+  )
+  figures.membershipMs = performance.now() - lastUp
+  console.log(
+    `membership: every agent holds every node record and calls every node alive ${Math.round(figures.membershipMs)} ms after the last agent was up (${Math.round(membershipMs)} ms after connecting)`,
+  )
   await sleep(3000) // let gossipsub meshes settle (GRAFT happens on its 1 s heartbeat)
 
   // Propagation: a stream of writes on agent 0, one every 10 ms.
@@ -235,6 +260,11 @@ try {
   const worstPerWrite = [...wrote].map(([id, at]) =>
     Math.max(...others.map((i) => (seen.get(id)?.get(i) ?? Number.NaN) - at)),
   )
+  figures.propagationP50Ms = median(latencies)
+  figures.propagationP99Ms = percentile(latencies, 99)
+  figures.propagationAllP99Ms = percentile(worstPerWrite, 99)
+  const writer = await stats(first)
+  figures.gossipMessageBytes = writer.gossipBytesPublished / Math.max(1, writer.gossipPublished)
   console.log(
     `propagation of ${wrote.size} writes to ${others.length} agents: p50 ${median(latencies).toFixed(1)} ms, ` +
       `p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms; ` +
@@ -262,6 +292,12 @@ try {
     `idle ${Math.round(seconds)} s: ${during('syncSessions')} anti-entropy sessions (both ends counted), ` +
       `${during('gossipMessages')} gossip messages received, all agents together`,
   )
+  figures.idleBytesPerNodePerS = median(rates)
+  figures.idleCpuPerNodePct = (100 * cpuSeconds) / seconds / AGENTS
+  figures.beatBytes = median(stats1.map((s) => s.beatBytes))
+  console.log(
+    `beat: ${figures.beatBytes} bytes (median over agents); gossip message: ${figures.gossipMessageBytes.toFixed(0)} bytes of payload on average (the writer's)`,
+  )
   const memory = await Promise.all(children.map((c) => memoryOf(c.pid)))
   const mb = (xs: number[]) => `${(median(xs) / 2 ** 20).toFixed(0)} MB`
   console.log(
@@ -272,6 +308,25 @@ try {
     `idle ${Math.round(seconds)} s: traffic sent per node median ${(median(rates) / 1024).toFixed(2)} KB/s ` +
       `(max ${(Math.max(...rates) / 1024).toFixed(2)} KB/s); CPU of all ${AGENTS} agents ${((100 * cpuSeconds) / seconds).toFixed(1)}% of one core; ` +
       `RSS per agent median ${(median(stats1.map((s) => s.rss)) / 2 ** 20).toFixed(0)} MB (max ${(Math.max(...stats1.map((s) => s.rss)) / 2 ** 20).toFixed(0)} MB)`,
+  )
+
+  // kill -9 of one agent: when each other agent calls it unreachable.
+  const victim = children[children.length - 1]!
+  // Live nodes flagged unreachable before this (false positives: nothing was down), then only what
+  // comes after the kill counts.
+  figures.falseUnreachable = [...unreachable.values()].reduce((n, byChild) => n + byChild.size, 0)
+  unreachable.clear()
+  const killedAt = now()
+  victim.process.kill('SIGKILL')
+  const watchers = children.filter((c) => c !== victim).map((c) => c.index)
+  await waitUntil('every agent flags the killed one', 60_000, async () =>
+    watchers.every((i) => unreachable.get(victim.nodeId)?.has(i)),
+  ).catch((err: Error) => console.log(`  warning: ${err.message}`))
+  const detection = watchers.map((i) => (unreachable.get(victim.nodeId)?.get(i) ?? Number.NaN) - killedAt)
+  figures.detectionMedianMs = median(detection)
+  figures.detectionMaxMs = Math.max(...detection)
+  console.log(
+    `kill -9 of ${victim.nodeId}: unreachable on the ${watchers.length} others after median ${Math.round(figures.detectionMedianMs)} ms, worst ${Math.round(figures.detectionMaxMs)} ms; before it, ${figures.falseUnreachable} (agent, live node) pairs had been flagged unreachable`,
   )
 
   // Late joiner: a seed agent alone loads LATE_ENTRIES entries; then a new agent with an empty replica
@@ -294,10 +349,11 @@ try {
         `(process start to up: ${Math.round(readyMs)} ms)`,
     )
   }
+  if (process.env.BENCH_JSON === '1') console.log(`FIGURES ${JSON.stringify(figures)}`)
 } finally {
   await Promise.all(
     children.map(async (c) => {
-      c.process.send({ type: 'stop' })
+      if (c.process.connected) c.process.send({ type: 'stop' })
       await Promise.race([new Promise((resolve) => c.process.once('exit', resolve)), sleep(5000)])
       c.process.kill('SIGKILL')
       await rm(c.dir, { recursive: true, force: true })

@@ -57,6 +57,13 @@ agent.libp2p.services.pubsub.addEventListener('message', (event) => {
   }
 })
 
+// The size of this agent's last beat, and when it calls another node unreachable (kill -9 detection).
+let lastBeatBytes = 0
+agent.heartbeat.on('beat', (_beat, bytes) => {
+  lastBeatBytes = bytes
+})
+agent.detector.on('node:unreachable', ({ nodeId }) => send({ type: 'unreachable', nodeId, at: now() }))
+
 function instance(i: number, prefix: string): Instance {
   const ip = `127.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
   return {
@@ -107,6 +114,12 @@ process.on('message', async (message: { type: string; count?: number; intervalMs
       cpu: process.cpuUsage(),
       syncSessions: Object.values(agent.sync.stats.sessions).reduce((a, b) => a + b, 0),
       gossipMessages: agent.gossip.stats.messagesReceived,
+      // Membership as this agent sees it: node records held, and nodes it calls alive.
+      nodesKnown: agent.replica.nodes().length,
+      alive: agent.detector.statusCounts().alive,
+      beatBytes: lastBeatBytes,
+      gossipBytesPublished: agent.gossip.stats.bytesPublished,
+      gossipPublished: agent.gossip.stats.messagesPublished,
       at: now(),
     })
   } else if (message.type === 'stop') {

@@ -50,6 +50,8 @@ export type { GossipRejection }
 
 export interface GossipStats {
   messagesPublished: number
+  /** Payload bytes of the messages published (before gossipsub's framing and encryption). */
+  bytesPublished: number
   changesPublished: number
   messagesReceived: number
   changesReceived: number
@@ -71,6 +73,7 @@ export interface GossipEvents {
 export class Gossip extends EventEmitter<GossipEvents> implements Startable {
   readonly stats: GossipStats = {
     messagesPublished: 0,
+    bytesPublished: 0,
     changesPublished: 0,
     messagesReceived: 0,
     changesReceived: 0,
@@ -157,6 +160,7 @@ export class Gossip extends EventEmitter<GossipEvents> implements Startable {
     this.#lastPublishAt = performance.now()
     for (const payload of encodeChangesMessages(changes, this.#maxMessageBytes)) {
       this.stats.messagesPublished++
+      this.stats.bytesPublished += payload.length
       this.#components.libp2p.services.pubsub.publish(CHANGES_TOPIC, payload).catch((err: unknown) => {
         this.#components.log.warn({ err }, 'gossip publish failed; anti-entropy will carry the change')
       })

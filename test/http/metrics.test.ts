@@ -4,6 +4,7 @@ import { startServer, type TestServer } from './fixtures.ts'
 
 const gossip: GossipStats = {
   messagesPublished: 7,
+  bytesPublished: 3500,
   changesPublished: 9,
   messagesReceived: 11,
   changesReceived: 13,
