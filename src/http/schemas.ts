@@ -168,12 +168,10 @@ export const InstanceWatchQuerySchema = Type.Object(
   strict,
 )
 
-export const NodeWatchQuerySchema = Type.Object(
+export const WatchQuerySchema = Type.Object(
   { index: Type.Optional(indexParam('Resume from this event id (as Last-Event-ID does)')) },
   strict,
 )
-
-export const WatchQuerySchema = NodeWatchQuerySchema
 
 export const EventStreamSchema = {
   description:

@@ -5,7 +5,7 @@
  * It never asks for every instance: the services view follows the per-slug summary, and a slug's
  * instances are watched only while that slug is open. Long lists are paged.
  */
-import { render } from 'preact'
+import { type ComponentChildren, render } from 'preact'
 import { useEffect, useMemo, useState } from 'preact/hooks'
 import type { AgentHealth, Definition, Instance, NodeRecord, ServiceSummary } from '../client/types.ts'
 import { type StreamState, useNow, usePoll, useWatch } from './streams.ts'
@@ -159,61 +159,72 @@ function Nodes({
       <h2 id="nodes-title">
         Nodes <span class="count">{nodes.length}</span>
       </h2>
-      <div class="scroll">
-        <table>
-          <thead>
-            <tr>
-              <th>Node</th>
-              <th>URL</th>
-              <th>Zone / region</th>
-              <th>Liveness</th>
-              <th>CPU</th>
-              <th>Memory</th>
-              <th>Disk</th>
-              <th>GPUs</th>
-              <th>Replica</th>
-            </tr>
-          </thead>
-          <tbody>
-            {nodes.map((n) => (
-              <tr key={n.id} data-node={n.id}>
-                <th scope="row">
-                  {n.id}
-                  {n.id === self && <span class="muted"> (this agent)</span>}
-                </th>
-                <td>
-                  <code>{n.url}</code>
-                </td>
-                <td>{[n.availabilityZone, n.region].filter(Boolean).join(' / ') || '—'}</td>
-                <td>
-                  <span class={`pill ${n.liveness ?? 'unknown'}`}>{n.liveness ?? 'unknown'}</span>{' '}
-                  <span class="muted">{ago(n.lastHeartbeat, now)}</span>
-                </td>
-                <td>
-                  <Bar label={`CPU of ${n.id}`} percent={n.usage?.cpu.percent} />
-                </td>
-                <td>
-                  <Bar label={`Memory of ${n.id}`} percent={n.usage?.memory.percent} />
-                </td>
-                <td>
-                  <Bar label={`Disk of ${n.id}`} percent={n.usage?.disk.percent} />
-                </td>
-                <td>{n.gpus?.length ?? 0}</td>
-                <td>
-                  {n.inSync === undefined ? (
-                    <span class="muted">—</span>
-                  ) : n.inSync ? (
-                    'in sync'
-                  ) : (
-                    <strong>differs</strong>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table
+        head={
+          <>
+            <th>Node</th>
+            <th>URL</th>
+            <th>Zone / region</th>
+            <th>Liveness</th>
+            <th>CPU</th>
+            <th>Memory</th>
+            <th>Disk</th>
+            <th>GPUs</th>
+            <th>Replica</th>
+          </>
+        }
+      >
+        {nodes.map((n) => (
+          <tr key={n.id} data-node={n.id}>
+            <th scope="row">
+              {n.id}
+              {n.id === self && <span class="muted"> (this agent)</span>}
+            </th>
+            <td>
+              <code>{n.url}</code>
+            </td>
+            <td>{[n.availabilityZone, n.region].filter(Boolean).join(' / ') || '—'}</td>
+            <td>
+              <span class={`pill ${n.liveness ?? 'unknown'}`}>{n.liveness ?? 'unknown'}</span>{' '}
+              <span class="muted">{ago(n.lastHeartbeat, now)}</span>
+            </td>
+            <td>
+              <Bar label={`CPU of ${n.id}`} percent={n.usage?.cpu.percent} />
+            </td>
+            <td>
+              <Bar label={`Memory of ${n.id}`} percent={n.usage?.memory.percent} />
+            </td>
+            <td>
+              <Bar label={`Disk of ${n.id}`} percent={n.usage?.disk.percent} />
+            </td>
+            <td>{n.gpus?.length ?? 0}</td>
+            <td>
+              {n.inSync === undefined ? (
+                <span class="muted">—</span>
+              ) : n.inSync ? (
+                'in sync'
+              ) : (
+                <strong>differs</strong>
+              )}
+            </td>
+          </tr>
+        ))}
+      </Table>
     </section>
+  )
+}
+
+/** A table that scrolls sideways on a narrow screen. */
+function Table({ head, children }: { head: ComponentChildren; children: ComponentChildren }) {
+  return (
+    <div class="scroll">
+      <table>
+        <thead>
+          <tr>{head}</tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </div>
   )
 }
 
@@ -259,34 +270,29 @@ function Services({ services, state }: { services: ServiceSummary[] | undefined;
           setPage(0)
         }}
       />
-      <div class="scroll">
-        <table>
-          <thead>
-            <tr>
-              <th>Slug</th>
-              <th>Instances</th>
-              {STATUSES.map((s) => (
-                <th>{s}</th>
-              ))}
-            </tr>
-          </thead>
-          <tbody>
-            {shown.map((s) => (
-              <tr key={s.slug} data-slug={s.slug}>
-                <th scope="row">
-                  <a href={`#services/${encodeURIComponent(s.slug)}`}>{s.slug || '(no slug)'}</a>
-                </th>
-                <td>{s.instances}</td>
-                {STATUSES.map((status) => (
-                  <td class={s.statuses[status] ? status.toLowerCase() : 'muted'}>
-                    {s.statuses[status] ?? 0}
-                  </td>
-                ))}
-              </tr>
+      <Table
+        head={
+          <>
+            <th>Slug</th>
+            <th>Instances</th>
+            {STATUSES.map((s) => (
+              <th>{s}</th>
             ))}
-          </tbody>
-        </table>
-      </div>
+          </>
+        }
+      >
+        {shown.map((s) => (
+          <tr key={s.slug} data-slug={s.slug}>
+            <th scope="row">
+              <a href={`#services/${encodeURIComponent(s.slug)}`}>{s.slug || '(no slug)'}</a>
+            </th>
+            <td>{s.instances}</td>
+            {STATUSES.map((status) => (
+              <td class={s.statuses[status] ? status.toLowerCase() : 'muted'}>{s.statuses[status] ?? 0}</td>
+            ))}
+          </tr>
+        ))}
+      </Table>
       <Pager page={page} pages={pages} onPage={setPage} />
     </section>
   )
@@ -363,56 +369,53 @@ function ServiceInstances({ slug, nodes, token }: { slug: string; nodes: NodeRec
           <button type="submit">Register</button>
         </form>
       )}
-      <div class="scroll">
-        <table>
-          <thead>
-            <tr>
-              <th>URL</th>
-              <th>Status</th>
-              <th>Check</th>
-              <th>Tags</th>
-              <th>Owner</th>
-              <th>Last check</th>
-              {token && (
-                <th>
-                  <span class="sr-only">Actions</span>
-                </th>
-              )}
-            </tr>
-          </thead>
-          <tbody>
-            {instances.slice(page * PAGE, (page + 1) * PAGE).map((i) => (
-              <tr key={i.id} data-instance={i.id}>
-                <th scope="row">
-                  <code>{i.url}</code>
-                </th>
-                <td>
-                  <span class={`pill ${i.status.toLowerCase()}`}>{i.status}</span>
-                  {i.details && <span class="muted"> {i.details}</span>}
-                </td>
-                <td>{i.check?.type ?? 'default'}</td>
-                <td>{i.tags?.join(', ') || '—'}</td>
-                <td>{nodeOf(i.nodeUrl)}</td>
-                <td>{ago(i.lastHeartbeat, now)}</td>
-                {token && (
-                  <td>
-                    <button
-                      type="button"
-                      onClick={async () =>
-                        setError(
-                          await write(token, 'DELETE', `/registry-svc/instance/${encodeURIComponent(i.id)}`),
-                        )
-                      }
-                    >
-                      Deregister
-                    </button>
-                  </td>
-                )}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table
+        head={
+          <>
+            <th>URL</th>
+            <th>Status</th>
+            <th>Check</th>
+            <th>Tags</th>
+            <th>Owner</th>
+            <th>Last check</th>
+            {token && (
+              <th>
+                <span class="sr-only">Actions</span>
+              </th>
+            )}
+          </>
+        }
+      >
+        {instances.slice(page * PAGE, (page + 1) * PAGE).map((i) => (
+          <tr key={i.id} data-instance={i.id}>
+            <th scope="row">
+              <code>{i.url}</code>
+            </th>
+            <td>
+              <span class={`pill ${i.status.toLowerCase()}`}>{i.status}</span>
+              {i.details && <span class="muted"> {i.details}</span>}
+            </td>
+            <td>{i.check?.type ?? 'default'}</td>
+            <td>{i.tags?.join(', ') || '—'}</td>
+            <td>{nodeOf(i.nodeUrl)}</td>
+            <td>{ago(i.lastHeartbeat, now)}</td>
+            {token && (
+              <td>
+                <button
+                  type="button"
+                  onClick={async () =>
+                    setError(
+                      await write(token, 'DELETE', `/registry-svc/instance/${encodeURIComponent(i.id)}`),
+                    )
+                  }
+                >
+                  Deregister
+                </button>
+              </td>
+            )}
+          </tr>
+        ))}
+      </Table>
       <Pager page={page} pages={pages} onPage={setPage} />
     </section>
   )
@@ -464,37 +467,34 @@ function Definitions({
           <button type="submit">Save</button>
         </form>
       )}
-      <div class="scroll">
-        <table>
-          <thead>
-            <tr>
-              <th>Id</th>
-              <th>Image or repository</th>
-              <th>Ports</th>
-              <th>API specs</th>
-              <th>Clients</th>
+      <Table
+        head={
+          <>
+            <th>Id</th>
+            <th>Image or repository</th>
+            <th>Ports</th>
+            <th>API specs</th>
+            <th>Clients</th>
+          </>
+        }
+      >
+        {definitions.map((d) => {
+          const image = d.image as { name?: string } | undefined
+          const repository = d.repository as { url?: string } | undefined
+          const ports = (d.ports as Array<{ internal?: number; host?: number }> | undefined) ?? []
+          return (
+            <tr key={d.id} data-definition={d.id}>
+              <th scope="row">{d.id}</th>
+              <td>
+                <code>{image?.name ?? repository?.url ?? '—'}</code>
+              </td>
+              <td>{ports.map((p) => `${p.host ?? '?'}→${p.internal ?? '?'}`).join(', ') || '—'}</td>
+              <td>{(d.apiSpecs as unknown[] | undefined)?.length ?? 0}</td>
+              <td>{(d.clients as unknown[] | undefined)?.length ?? 0}</td>
             </tr>
-          </thead>
-          <tbody>
-            {definitions.map((d) => {
-              const image = d.image as { name?: string } | undefined
-              const repository = d.repository as { url?: string } | undefined
-              const ports = (d.ports as Array<{ internal?: number; host?: number }> | undefined) ?? []
-              return (
-                <tr key={d.id} data-definition={d.id}>
-                  <th scope="row">{d.id}</th>
-                  <td>
-                    <code>{image?.name ?? repository?.url ?? '—'}</code>
-                  </td>
-                  <td>{ports.map((p) => `${p.host ?? '?'}→${p.internal ?? '?'}`).join(', ') || '—'}</td>
-                  <td>{(d.apiSpecs as unknown[] | undefined)?.length ?? 0}</td>
-                  <td>{(d.clients as unknown[] | undefined)?.length ?? 0}</td>
-                </tr>
-              )
-            })}
-          </tbody>
-        </table>
-      </div>
+          )
+        })}
+      </Table>
     </section>
   )
 }

@@ -1,46 +1,27 @@
 import { isIdentifier, type Node } from '../../model/index.ts'
-import { NotFoundError, TooManyWatchersError } from '../errors.ts'
+import { NotFoundError } from '../errors.ts'
 import {
   DeletedSchema,
-  EventStreamSchema,
   errorResponses,
   ListNodesBodySchema,
   NodeAnswerSchema,
   NodeListSchema,
   NodeUrlParamsSchema,
-  NodeWatchQuerySchema,
   NoQuerySchema,
 } from '../schemas.ts'
 import type { RegistryApp, RouteDeps } from '../types.ts'
-import { lastEventId } from '../watch-hub.ts'
+import { watchRoute } from './watch-route.ts'
 
 const tags = ['nodes']
 
 export function nodeRoutes(app: RegistryApp, { replica, self, read, watches }: RouteDeps): void {
-  app.get(
-    '/registry-svc/nodes/watch',
-    {
-      schema: {
-        operationId: 'watchNodes',
-        summary: 'Watch the node list (Server-Sent Events)',
-        description:
-          'The first event at once, then one on every change of membership, liveness or a node record (not on every beat: lastHeartbeat is the record’s).',
-        tags,
-        querystring: NodeWatchQuerySchema,
-        response: { 200: EventStreamSchema, ...errorResponses(400, 503) },
-      },
-    },
-    (request, reply) => {
-      if (!watches.acquire()) throw new TooManyWatchersError(watches.maxWatchers)
-      reply.hijack()
-      watches.stream(
-        reply.raw,
-        'nodes',
-        () => read.indexedNodes(),
-        request.query.index === undefined ? lastEventId(request.headers) : Number(request.query.index),
-      )
-    },
-  )
+  watchRoute(app, watches, '/registry-svc/nodes/watch', 'nodes', () => read.indexedNodes(), {
+    operationId: 'watchNodes',
+    summary: 'Watch the node list (Server-Sent Events)',
+    description:
+      'The first event at once, then one on every change of membership, liveness or a node record (not on every beat: lastHeartbeat is the record’s).',
+    tags,
+  })
 
   // A read, as in 1Backend (a POST only to carry the id list): open without a token.
   app.post(

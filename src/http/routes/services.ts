@@ -1,15 +1,7 @@
-import { TooManyWatchersError } from '../errors.ts'
-import type { IndexedAnswer } from '../read-model.ts'
-import {
-  EventStreamSchema,
-  errorResponses,
-  NoQuerySchema,
-  ServiceListSchema,
-  WatchQuerySchema,
-} from '../schemas.ts'
+import { NoQuerySchema, ServiceListSchema } from '../schemas.ts'
 import type { RegistryApp, RouteDeps } from '../types.ts'
-import { lastEventId, type WatchKind } from '../watch-hub.ts'
 import { sendJsonBytes } from './send.ts'
+import { watchRoute } from './watch-route.ts'
 
 const tags = ['services']
 
@@ -40,6 +32,7 @@ export function serviceRoutes(app: RegistryApp, { read, watches }: RouteDeps): v
     operationId: 'watchServices',
     summary: 'Watch the services summary (Server-Sent Events)',
     description: 'The first event at once, then one when the counts change (at most every 250 ms).',
+    tags,
   })
   watchRoute(
     app,
@@ -51,37 +44,7 @@ export function serviceRoutes(app: RegistryApp, { read, watches }: RouteDeps): v
       operationId: 'watchDefinitions',
       summary: 'Watch the definition list (Server-Sent Events)',
       description: 'The first event at once, then one on every definition written or deleted.',
-    },
-  )
-}
-
-function watchRoute(
-  app: RegistryApp,
-  watches: RouteDeps['watches'],
-  url: string,
-  kind: WatchKind,
-  answer: () => IndexedAnswer,
-  docs: { operationId: string; summary: string; description: string },
-): void {
-  app.get(
-    url,
-    {
-      schema: {
-        ...docs,
-        tags,
-        querystring: WatchQuerySchema,
-        response: { 200: EventStreamSchema, ...errorResponses(400, 503) },
-      },
-    },
-    (request, reply) => {
-      if (!watches.acquire()) throw new TooManyWatchersError(watches.maxWatchers)
-      reply.hijack()
-      watches.stream(
-        reply.raw,
-        kind,
-        answer,
-        request.query.index === undefined ? lastEventId(request.headers) : Number(request.query.index),
-      )
+      tags,
     },
   )
 }
