@@ -1,0 +1,408 @@
+/**
+ * SWIM failure detection with Lifeguard's refinements, as a pure state machine (issue 15; docs to follow
+ * in docs/protocols.md when it replaces the beats). No timers and no sockets: the host calls `tick` and
+ * `receive`, and hands in the clock, randomness, a `send` and the signature functions, so the agent and
+ * the simulator (scripts/simulate-*) run the same code.
+ *
+ * - Each period one member is probed (round-robin over a shuffled list): ping, then after the probe
+ *   timeout ping-req through `indirectChecks` others; no ack by the end of the period makes it suspect.
+ * - Membership changes ride on every message (piggybacked, at most `maxPiggyback`, each sent about
+ *   `retransmitMult * log10(N+1)` times), so a node's cost per period does not grow with N.
+ * - A suspected node refutes with a higher incarnation. Only a node speaks for itself: an `alive` is
+ *   taken only with the node's own signature of (node, incarnation), so no echo keeps a dead node alive.
+ * - Lifeguard: a local health multiplier (LHM) stretches this node's probe timeouts while it misses acks
+ *   or is itself suspected (a slow node stops accusing others), and a suspicion times out sooner the more
+ *   members independently confirm it.
+ */
+
+export type MemberState = 'alive' | 'suspect' | 'dead'
+
+/** A statement about one member, carried on any message. `g`: the member's signature (alive only). */
+export interface Update {
+  s: MemberState
+  n: string
+  i: number
+  /** Who suspects (suspect only): confirmations count distinct suspecters. */
+  f?: string
+  g?: string
+}
+
+export type Message =
+  | { t: 'ping'; seq: number; from: string; u: Update[] }
+  | { t: 'ack'; seq: number; from: string; u: Update[] }
+  | { t: 'nack'; seq: number; from: string; u: Update[] }
+  | { t: 'ping-req'; seq: number; from: string; target: string; u: Update[] }
+  /** Updates only, sent while there are any (memberlist's gossip step): spreads news in O(log N) rounds. */
+  | { t: 'gossip'; from: string; u: Update[] }
+
+export interface SwimConfig {
+  /** One probe per period. @default 500 */
+  probeIntervalMs: number
+  /** Direct ack deadline before asking others. @default 200 */
+  probeTimeoutMs: number
+  /** Members asked to probe indirectly. @default 3 */
+  indirectChecks: number
+  /** Suspicion lasts at least suspicionMult * log10(N) * probeIntervalMs. @default 2 */
+  suspicionMult: number
+  /** ... and at most this many times that, without confirmations. @default 4 */
+  suspicionMaxMult: number
+  /** Each update is sent about retransmitMult * log10(N+1) times. @default 8 (4 lost refutations with 10% loss in simulation) */
+  retransmitMult: number
+  /** Updates per message, at most. @default 8 */
+  maxPiggyback: number
+  /** Highest local health multiplier. @default 8 */
+  maxLhm: number
+  /** While updates are queued, they go to `gossipNodes` random members this often. @default 200 */
+  gossipIntervalMs: number
+  /** @default 3 */
+  gossipNodes: number
+}
+
+export const DEFAULT_SWIM_CONFIG: SwimConfig = {
+  probeIntervalMs: 500,
+  probeTimeoutMs: 200,
+  indirectChecks: 3,
+  suspicionMult: 2,
+  suspicionMaxMult: 4,
+  retransmitMult: 8,
+  maxPiggyback: 8,
+  maxLhm: 8,
+  gossipIntervalMs: 200,
+  gossipNodes: 3,
+}
+
+export interface SwimDeps {
+  now(): number
+  random(): number
+  send(to: string, message: Message): void
+  /** This node's signature of (its id, incarnation). */
+  sign(incarnation: number): string
+  /** Whether `signature` is node's own for that incarnation. */
+  verify(node: string, incarnation: number, signature: string | undefined): boolean
+  /** A member changed state in this node's view. */
+  onChange?(node: string, state: MemberState, incarnation: number): void
+}
+
+interface Member {
+  state: MemberState
+  incarnation: number
+  /** Suspicion: when it started, and who confirmed it. */
+  suspectedAt?: number
+  confirmations?: Set<string>
+}
+
+interface Queued {
+  update: Update
+  sent: number
+}
+
+interface Probe {
+  seq: number
+  target: string
+  startedAt: number
+  indirect: boolean
+  acked: boolean
+  nacks: number
+}
+
+export class Swim {
+  readonly self: string
+  readonly #config: SwimConfig
+  readonly #deps: SwimDeps
+  readonly #members = new Map<string, Member>()
+  readonly #queue = new Map<string, Queued>()
+  /** ping-req relays: our ping's seq → whom to ack, under which seq. */
+  readonly #relays = new Map<number, { requester: string; seq: number; deadline: number }>()
+  #incarnation = 0
+  #lhm = 0
+  #seq = 0
+  #order: string[] = []
+  #probe: Probe | undefined
+  #nextProbeAt = 0
+  #nextGossipAt = 0
+
+  constructor(self: string, config: Partial<SwimConfig>, deps: SwimDeps) {
+    this.self = self
+    this.#config = { ...DEFAULT_SWIM_CONFIG, ...config }
+    this.#deps = deps
+    this.#queue.set(self, { update: this.#aliveSelf(), sent: 0 })
+  }
+
+  get incarnation(): number {
+    return this.#incarnation
+  }
+
+  /** Lifeguard's local health multiplier: 0 is healthy. */
+  get localHealth(): number {
+    return this.#lhm
+  }
+
+  state(node: string): MemberState | undefined {
+    return node === this.self ? 'alive' : this.#members.get(node)?.state
+  }
+
+  members(): string[] {
+    return [...this.#members.keys()]
+  }
+
+  /** Adds members known from elsewhere (node records), alive at incarnation 0 unless known. */
+  add(node: string): void {
+    if (node === this.self || this.#members.has(node)) return
+    this.#members.set(node, { state: 'alive', incarnation: 0 })
+    // Probed soon: inserted at a random place in this round.
+    this.#order.splice(Math.floor(this.#deps.random() * (this.#order.length + 1)), 0, node)
+  }
+
+  /** Forgets a member (its record was deleted or reaped). */
+  remove(node: string): void {
+    this.#members.delete(node)
+    this.#queue.delete(node)
+    this.#order = this.#order.filter((n) => n !== node)
+  }
+
+  /** Runs what is due: a probe's next step, suspicions that expired. Call it often (every 50 ms). */
+  tick(): void {
+    const now = this.#deps.now()
+    this.#advanceProbe(now)
+    if (this.#probe === undefined && now >= this.#nextProbeAt) this.#startProbe(now)
+    for (const [node, m] of this.#members) {
+      if (m.state === 'suspect' && now - m.suspectedAt! >= this.#suspicionTimeout(m)) {
+        this.#apply({ s: 'dead', n: node, i: m.incarnation })
+      }
+    }
+    if (now >= this.#nextGossipAt) {
+      this.#nextGossipAt = now + this.#config.gossipIntervalMs
+      this.#gossip()
+    }
+    for (const [seq, relay] of this.#relays) {
+      if (now < relay.deadline) continue
+      this.#relays.delete(seq)
+      this.#deps.send(relay.requester, { t: 'nack', seq: relay.seq, from: this.self, u: this.#piggyback() })
+    }
+  }
+
+  receive(from: string, message: Message): void {
+    if (from !== message.from) return
+    for (const update of message.u.slice(0, this.#config.maxPiggyback)) this.#apply(update)
+    switch (message.t) {
+      case 'ping':
+        this.#deps.send(from, { t: 'ack', seq: message.seq, from: this.self, u: this.#ackUpdates() })
+        return
+      case 'ping-req': {
+        const seq = ++this.#seq
+        this.#relays.set(seq, {
+          requester: from,
+          seq: message.seq,
+          deadline: this.#deps.now() + this.#config.probeTimeoutMs,
+        })
+        this.#deps.send(message.target, { t: 'ping', seq, from: this.self, u: this.#piggyback() })
+        return
+      }
+      case 'ack': {
+        const relay = this.#relays.get(message.seq)
+        if (relay !== undefined) {
+          this.#relays.delete(message.seq)
+          this.#deps.send(relay.requester, {
+            t: 'ack',
+            seq: relay.seq,
+            from: this.self,
+            u: this.#piggyback(),
+          })
+          return
+        }
+        if (this.#probe?.seq === message.seq) this.#probe.acked = true
+        return
+      }
+      case 'nack':
+        if (this.#probe?.seq === message.seq) this.#probe.nacks++
+        return
+      case 'gossip':
+        return
+    }
+  }
+
+  /**
+   * An ack also says, signed, which incarnation we are at (once we have refuted anything): a prober that
+   * missed the refutation's gossip still learns it from us before its suspicion of us runs out.
+   */
+  #ackUpdates(): Update[] {
+    const u = this.#piggyback()
+    if (this.#incarnation === 0 || u.some((x) => x.n === this.self)) return u
+    return [...u.slice(0, this.#config.maxPiggyback - 1), this.#aliveSelf()]
+  }
+
+  /** Queued updates to a few random members not known dead; nothing when there is no news. */
+  #gossip(): void {
+    if (this.#queue.size === 0) return
+    const candidates = [...this.#members].filter(([, m]) => m.state !== 'dead').map(([node]) => node)
+    for (const to of shuffle(candidates, this.#deps.random).slice(0, this.#config.gossipNodes)) {
+      const u = this.#piggyback()
+      if (u.length === 0) return
+      this.#deps.send(to, { t: 'gossip', from: this.self, u })
+    }
+  }
+
+  #startProbe(now: number): void {
+    const target = this.#nextTarget()
+    this.#nextProbeAt = now + this.#config.probeIntervalMs * (this.#lhm + 1)
+    if (target === undefined) return
+    const seq = ++this.#seq
+    this.#probe = { seq, target, startedAt: now, indirect: false, acked: false, nacks: 0 }
+    this.#deps.send(target, { t: 'ping', seq, from: this.self, u: this.#piggyback() })
+  }
+
+  #advanceProbe(now: number): void {
+    const probe = this.#probe
+    if (probe === undefined) return
+    if (probe.acked) {
+      this.#probe = undefined
+      this.#lhm = Math.max(0, this.#lhm - 1)
+      return
+    }
+    const scale = this.#lhm + 1
+    if (!probe.indirect && now - probe.startedAt >= this.#config.probeTimeoutMs * scale) {
+      probe.indirect = true
+      for (const helper of this.#helpers(probe.target))
+        this.#deps.send(helper, {
+          t: 'ping-req',
+          seq: probe.seq,
+          from: this.self,
+          target: probe.target,
+          u: this.#piggyback(),
+        })
+      return
+    }
+    if (probe.indirect && now - probe.startedAt >= this.#config.probeIntervalMs * scale) {
+      this.#probe = undefined
+      // Lifeguard: no nacks either means our own messages are not getting through: be slower to accuse.
+      if (probe.nacks === 0) this.#lhm = Math.min(this.#config.maxLhm, this.#lhm + 1)
+      const m = this.#members.get(probe.target)
+      if (m?.state === 'alive') this.#apply({ s: 'suspect', n: probe.target, i: m.incarnation, f: this.self })
+    }
+  }
+
+  /** Members not known dead, round-robin over a list shuffled once per round. */
+  #nextTarget(): string | undefined {
+    for (let tries = 0; tries < 2; tries++) {
+      while (this.#order.length > 0) {
+        const node = this.#order.shift()!
+        if (this.#members.get(node)?.state !== 'dead' && this.#members.has(node)) return node
+      }
+      this.#order = shuffle([...this.#members.keys()], this.#deps.random)
+    }
+    return undefined
+  }
+
+  #helpers(target: string): string[] {
+    const candidates = [...this.#members]
+      .filter(([node, m]) => node !== target && m.state === 'alive')
+      .map(([node]) => node)
+    return shuffle(candidates, this.#deps.random).slice(0, this.#config.indirectChecks)
+  }
+
+  #suspicionTimeout(m: Member): number {
+    const n = this.#members.size + 1
+    const min = this.#config.suspicionMult * Math.max(1, Math.log10(n)) * this.#config.probeIntervalMs
+    const max = this.#config.suspicionMaxMult * min
+    // Lifeguard: each independent confirmation shortens it, down to min after `expected` of them.
+    const expected = Math.max(1, Math.min(this.#config.suspicionMult, n - 2))
+    // The first suspecter is in the set but is not a confirmation (memberlist's rule too).
+    const c = Math.min(Math.max(0, (m.confirmations?.size ?? 1) - 1), expected)
+    return Math.max(min, max - ((max - min) * Math.log(c + 1)) / Math.log(expected + 1))
+  }
+
+  /** Applies a statement if it is news, and passes it on. */
+  #apply(update: Update): void {
+    if (update.n === this.self) {
+      if (update.s === 'alive') return
+      // Accused at our incarnation: refute with a higher one. Accused at an older one (the accuser has
+      // not heard our last refutation): say the current one again, or its view never heals.
+      if (update.i >= this.#incarnation) this.#refute(update.i)
+      else if (!this.#queue.has(this.self)) this.#enqueue(this.#aliveSelf())
+      return
+    }
+    const m = this.#members.get(update.n)
+    if (m === undefined) {
+      // An unknown node is learnt only from its own signed word.
+      if (update.s !== 'alive' || !this.#deps.verify(update.n, update.i, update.g)) return
+      this.#members.set(update.n, { state: 'alive', incarnation: update.i })
+      this.#order.push(update.n)
+      this.#enqueue(update)
+      this.#deps.onChange?.(update.n, 'alive', update.i)
+      return
+    }
+    switch (update.s) {
+      case 'alive':
+        if (update.i <= m.incarnation || !this.#deps.verify(update.n, update.i, update.g)) return
+        this.#set(update.n, m, 'alive', update.i)
+        this.#enqueue(update)
+        return
+      case 'suspect':
+        if (update.i < m.incarnation || m.state === 'dead') return
+        if (m.state === 'suspect' && update.i === m.incarnation) {
+          // A confirmation by another member: counted once each, not passed on again.
+          if (update.f !== undefined && !m.confirmations!.has(update.f)) {
+            m.confirmations!.add(update.f)
+          }
+          return
+        }
+        this.#set(update.n, m, 'suspect', update.i)
+        m.suspectedAt = this.#deps.now()
+        m.confirmations = new Set(update.f === undefined ? [] : [update.f])
+        this.#enqueue({ s: 'suspect', n: update.n, i: update.i, f: update.f ?? this.self })
+        return
+      case 'dead':
+        if (update.i < m.incarnation || m.state === 'dead') return
+        this.#set(update.n, m, 'dead', update.i)
+        this.#enqueue({ s: 'dead', n: update.n, i: update.i })
+        return
+    }
+  }
+
+  #set(node: string, m: Member, state: MemberState, incarnation: number): void {
+    const changed = m.state !== state
+    m.state = state
+    m.incarnation = incarnation
+    if (state !== 'suspect') {
+      m.suspectedAt = undefined
+      m.confirmations = undefined
+    }
+    if (changed) this.#deps.onChange?.(node, state, incarnation)
+  }
+
+  /** Someone says we are suspect or dead: a higher incarnation, signed, says we are not. */
+  #refute(accused: number): void {
+    this.#incarnation = accused + 1
+    this.#lhm = Math.min(this.#config.maxLhm, this.#lhm + 1)
+    this.#enqueue(this.#aliveSelf())
+  }
+
+  #aliveSelf(): Update {
+    return { s: 'alive', n: this.self, i: this.#incarnation, g: this.#deps.sign(this.#incarnation) }
+  }
+
+  #enqueue(update: Update): void {
+    this.#queue.set(update.n, { update, sent: 0 })
+  }
+
+  /** The least-sent updates, each counted; dropped once sent enough times for the cluster's size. */
+  #piggyback(): Update[] {
+    const limit = Math.ceil(this.#config.retransmitMult * Math.log10(this.#members.size + 2))
+    const chosen = [...this.#queue.values()]
+      .sort((a, b) => a.sent - b.sent)
+      .slice(0, this.#config.maxPiggyback)
+    for (const q of chosen) {
+      q.sent++
+      if (q.sent >= limit) this.#queue.delete(q.update.n)
+    }
+    return chosen.map((q) => q.update)
+  }
+}
+
+function shuffle<T>(items: T[], random: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1))
+    ;[items[i], items[j]] = [items[j]!, items[i]!]
+  }
+  return items
+}
