@@ -110,6 +110,11 @@ export class Swim {
   readonly #config: SwimConfig
   readonly #deps: SwimDeps
   readonly #members = new Map<string, Member>()
+  /** Member ids in an array, for O(1) random picks (swap-removed). */
+  readonly #ids: string[] = []
+  readonly #idIndex = new Map<string, number>()
+  /** Members suspected now: what `tick` checks for timeouts. */
+  readonly #suspects = new Set<string>()
   readonly #queue = new Map<string, Queued>()
   /** ping-req relays: our ping's seq → whom to ack, under which seq. */
   readonly #relays = new Map<number, { requester: string; seq: number; deadline: number }>()
@@ -148,16 +153,41 @@ export class Swim {
   /** Adds members known from elsewhere (node records), alive at incarnation 0 unless known. */
   add(node: string): void {
     if (node === this.self || this.#members.has(node)) return
-    this.#members.set(node, { state: 'alive', incarnation: 0 })
+    this.#addMember(node, 0)
     // Probed soon: inserted at a random place in this round.
     this.#order.splice(Math.floor(this.#deps.random() * (this.#order.length + 1)), 0, node)
   }
 
   /** Forgets a member (its record was deleted or reaped). */
   remove(node: string): void {
-    this.#members.delete(node)
+    if (!this.#members.delete(node)) return
     this.#queue.delete(node)
-    this.#order = this.#order.filter((n) => n !== node)
+    this.#suspects.delete(node)
+    const at = this.#idIndex.get(node)!
+    const last = this.#ids.pop()!
+    if (last !== node) {
+      this.#ids[at] = last
+      this.#idIndex.set(last, at)
+    }
+    this.#idIndex.delete(node)
+    // Left in #order: #nextTarget skips ids that are no longer members.
+  }
+
+  #addMember(node: string, incarnation: number): void {
+    this.#members.set(node, { state: 'alive', incarnation })
+    this.#idIndex.set(node, this.#ids.length)
+    this.#ids.push(node)
+  }
+
+  /** Up to `count` distinct random members other than `except` that pass `ok`, by sampling. */
+  #sample(count: number, ok: (m: Member) => boolean, except?: string): string[] {
+    const picked = new Set<string>()
+    for (let tries = 0; tries < count * 4 && picked.size < count; tries++) {
+      const node = this.#ids[Math.floor(this.#deps.random() * this.#ids.length)]
+      if (node === undefined || node === except || picked.has(node) || !ok(this.#members.get(node)!)) continue
+      picked.add(node)
+    }
+    return [...picked]
   }
 
   /** Runs what is due: a probe's next step, suspicions that expired. Call it often (every 50 ms). */
@@ -165,10 +195,10 @@ export class Swim {
     const now = this.#deps.now()
     this.#advanceProbe(now)
     if (this.#probe === undefined && now >= this.#nextProbeAt) this.#startProbe(now)
-    for (const [node, m] of this.#members) {
-      if (m.state === 'suspect' && now - m.suspectedAt! >= this.#suspicionTimeout(m)) {
+    for (const node of this.#suspects) {
+      const m = this.#members.get(node)!
+      if (now - m.suspectedAt! >= this.#suspicionTimeout(m))
         this.#apply({ s: 'dead', n: node, i: m.incarnation })
-      }
     }
     if (now >= this.#nextGossipAt) {
       this.#nextGossipAt = now + this.#config.gossipIntervalMs
@@ -234,8 +264,7 @@ export class Swim {
   /** Queued updates to a few random members not known dead; nothing when there is no news. */
   #gossip(): void {
     if (this.#queue.size === 0) return
-    const candidates = [...this.#members].filter(([, m]) => m.state !== 'dead').map(([node]) => node)
-    for (const to of shuffle(candidates, this.#deps.random).slice(0, this.#config.gossipNodes)) {
+    for (const to of this.#sample(this.#config.gossipNodes, (m) => m.state !== 'dead')) {
       const u = this.#piggyback()
       if (u.length === 0) return
       this.#deps.send(to, { t: 'gossip', from: this.self, u })
@@ -276,8 +305,10 @@ export class Swim {
       this.#probe = undefined
       // Lifeguard: no nacks either means our own messages are not getting through: be slower to accuse.
       if (probe.nacks === 0) this.#lhm = Math.min(this.#config.maxLhm, this.#lhm + 1)
+      // Suspect it, or confirm a suspicion already heard of: our own probe failed too.
       const m = this.#members.get(probe.target)
-      if (m?.state === 'alive') this.#apply({ s: 'suspect', n: probe.target, i: m.incarnation, f: this.self })
+      if (m !== undefined && m.state !== 'dead')
+        this.#apply({ s: 'suspect', n: probe.target, i: m.incarnation, f: this.self })
     }
   }
 
@@ -288,16 +319,13 @@ export class Swim {
         const node = this.#order.shift()!
         if (this.#members.get(node)?.state !== 'dead' && this.#members.has(node)) return node
       }
-      this.#order = shuffle([...this.#members.keys()], this.#deps.random)
+      this.#order = shuffle([...this.#ids], this.#deps.random)
     }
     return undefined
   }
 
   #helpers(target: string): string[] {
-    const candidates = [...this.#members]
-      .filter(([node, m]) => node !== target && m.state === 'alive')
-      .map(([node]) => node)
-    return shuffle(candidates, this.#deps.random).slice(0, this.#config.indirectChecks)
+    return this.#sample(this.#config.indirectChecks, (m) => m.state === 'alive', target)
   }
 
   #suspicionTimeout(m: Member): number {
@@ -325,7 +353,7 @@ export class Swim {
     if (m === undefined) {
       // An unknown node is learnt only from its own signed word.
       if (update.s !== 'alive' || !this.#deps.verify(update.n, update.i, update.g)) return
-      this.#members.set(update.n, { state: 'alive', incarnation: update.i })
+      this.#addMember(update.n, update.i)
       this.#order.push(update.n)
       this.#enqueue(update)
       this.#deps.onChange?.(update.n, 'alive', update.i)
@@ -340,9 +368,11 @@ export class Swim {
       case 'suspect':
         if (update.i < m.incarnation || m.state === 'dead') return
         if (m.state === 'suspect' && update.i === m.incarnation) {
-          // A confirmation by another member: counted once each, not passed on again.
+          // An independent confirmation (another member's probe failed too): counted once per member,
+          // and passed on, so every member's suspicion of it runs out sooner (Lifeguard).
           if (update.f !== undefined && !m.confirmations!.has(update.f)) {
             m.confirmations!.add(update.f)
+            this.#enqueue({ s: 'suspect', n: update.n, i: update.i, f: update.f })
           }
           return
         }
@@ -363,7 +393,9 @@ export class Swim {
     const changed = m.state !== state
     m.state = state
     m.incarnation = incarnation
-    if (state !== 'suspect') {
+    if (state === 'suspect') this.#suspects.add(node)
+    else {
+      this.#suspects.delete(node)
       m.suspectedAt = undefined
       m.confirmations = undefined
     }

@@ -1,0 +1,70 @@
+/**
+ * Simulates the agent's SWIM state machine (src/liveness/swim) at sizes no machine here can run as
+ * processes (issue 15): N members on a simulated network (test/support/swim-net.ts) with random loss,
+ * message delay and crashes, in simulated time. Prints per N and loss: detection time of a crash on
+ * every other member (median, p99, worst), false positives (live members declared dead), messages
+ * and bytes per member per second, and how long a death takes to reach 99.9% of members.
+ *
+ *   node scripts/simulate-swim.ts [sizes=100,1000] [losses=0,0.05,0.2] [seconds=60] [crashes=5] [seed]
+ */
+import { SimNet } from '../test/support/swim-net.ts'
+
+const SIZES = (process.argv[2] ?? '100,1000').split(',').map(Number)
+const LOSSES = (process.argv[3] ?? '0,0.05,0.2').split(',').map(Number)
+const SECONDS = Number(process.argv[4] ?? 60)
+const CRASHES = Number(process.argv[5] ?? 5)
+const SEED = Number(process.argv[6] ?? 1)
+
+const percentile = (xs: number[], p: number) => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
+}
+const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
+
+console.log(
+  `SWIM simulation: ${SECONDS} s simulated per run, ${CRASHES} crashes halfway, delay 1-21 ms, seed ${SEED}`,
+)
+console.log(
+  '| N | loss | detection median / p99 / worst | false positives | messages per member per s | bytes per member per s | death known by 99.9% |',
+)
+console.log('|---|---|---|---|---|---|---|')
+for (const n of SIZES) {
+  for (const loss of LOSSES) {
+    const started = performance.now()
+    const net = SimNet.cluster(n, SEED, loss)
+    net.maxDelayMs = 20
+    net.countBytes = true
+    // Warm up, then measure the steady state's cost over the first half.
+    net.run(5_000)
+    const sent0 = net.sent
+    const bytes0 = net.bytes
+    const half = (SECONDS * 1000) / 2
+    net.run(half)
+    const perMember = (x: number) => x / n / (half / 1000)
+    const messages = perMember(net.sent - sent0)
+    const bytes = perMember(net.bytes - bytes0)
+    // Crashes, spread over the ids.
+    const crashed = Array.from({ length: CRASHES }, (_, i) => `n${Math.floor(((i + 0.5) * n) / CRASHES)}`)
+    const crashAt = net.now
+    for (const id of crashed) net.crashed.add(id)
+    net.run(half)
+    const live = n - CRASHES
+    const detections: number[] = []
+    const spread: number[] = []
+    for (const id of crashed) {
+      const deaths = net.changes.filter((c) => c.node === id && c.state === 'dead' && !net.crashed.has(c.by))
+      for (const d of deaths) detections.push(d.at - crashAt)
+      const times = deaths.map((d) => d.at).sort((a, b) => a - b)
+      const needed = Math.ceil(0.999 * live)
+      spread.push(times.length >= needed ? times[needed - 1]! - times[0]! : Number.POSITIVE_INFINITY)
+    }
+    const undetected = CRASHES * live - detections.length
+    const falsePositives = net.changes.filter((c) => c.state === 'dead' && !net.crashed.has(c.node)).length
+    console.log(
+      `| ${n} | ${(loss * 100).toFixed(0)}% | ${s(percentile(detections, 50))} / ${s(percentile(detections, 99))} / ${s(Math.max(...detections))}${undetected > 0 ? ` (${undetected} pairs not yet)` : ''} | ${falsePositives} | ${messages.toFixed(1)} | ${bytes.toFixed(0)} | ${s(percentile(spread, 50))} |`,
+    )
+    console.error(
+      `  (N ${n}, loss ${loss}: ${((performance.now() - started) / 1000).toFixed(0)} s of wall time)`,
+    )
+  }
+}
