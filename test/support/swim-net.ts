@@ -15,6 +15,8 @@ export class SimNet {
   readonly crashed = new Set<string>()
   /** Nodes whose messages, both ways, are lost. */
   readonly cutOff = new Set<string>()
+  /** Nodes that lose this share of what they send and of what is sent to them (a bad host). */
+  readonly lossyHosts = new Map<string, number>()
   readonly changes: Array<{ at: number; by: string; node: string; state: MemberState }> = []
   readonly random: () => number
   #inFlight: Array<{ at: number; from: string; to: string; message: Message }> = []
@@ -44,6 +46,8 @@ export class SimNet {
         if (this.countBytes) this.bytes += JSON.stringify(message).length
         this.maxUpdates = Math.max(this.maxUpdates, message.u.length)
         if (this.random() < this.loss || this.cutOff.has(id) || this.cutOff.has(to)) return
+        const hostLoss = (this.lossyHosts.get(id) ?? 0) + (this.lossyHosts.get(to) ?? 0)
+        if (hostLoss > 0 && this.random() < hostLoss) return
         this.#inFlight.push({
           at: this.now + 1 + this.random() * this.maxDelayMs,
           from: id,
