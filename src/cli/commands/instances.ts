@@ -19,61 +19,40 @@ const FILTERS = [
 export function instancesCommand(): Command {
   const instances = new Command('instances').description('Running, callable copies of services.')
 
-  const list = instances
-    .command('list')
-    .description('List instances; filters combine (AND).')
-    .option('--json', 'print JSON instead of a table')
-  for (const [, flag, what] of FILTERS) list.option(flag, `only instances with this ${what}`)
-  list.addOption(
-    new Option('--status <status>', 'only instances with this status').choices(INSTANCE_STATUSES),
+  const list = withFilters(
+    instances
+      .command('list')
+      .description('List instances; filters combine (AND).')
+      .option('--json', 'print JSON instead of a table'),
   )
   list.action(async (options: Record<string, string | boolean | undefined>, command: Command) => {
-    const query = new URLSearchParams()
-    for (const [key] of FILTERS) if (typeof options[key] === 'string') query.set(key, options[key])
-    if (typeof options.status === 'string') query.set('status', options.status)
-    const suffix = query.size > 0 ? `?${query}` : ''
     const { instances: found } = await clientOf(command).request<{ instances: Instance[] }>(
       'GET',
-      `/registry-svc/instances${suffix}`,
+      `/registry-svc/instances${filterQuery(options)}`,
     )
     if (options.json) return printJson(found)
-    print(
-      formatTable(
-        ['ID', 'SLUG', 'URL', 'STATUS', 'LAST HEARTBEAT'],
-        found.map((i) => [i.id, i.slug ?? '-', i.url, i.status, ago(i.lastHeartbeat)]),
-      ),
-    )
+    print(instanceTable(found))
   })
 
-  const watch = instances
-    .command('watch')
-    .description('Print the instances matching the filters now, and again on every change (Ctrl-C ends it).')
-    .option('--json', 'print each list as one line of JSON instead of a table')
-  for (const [, flag, what] of FILTERS) watch.option(flag, `only instances with this ${what}`)
-  watch.addOption(
-    new Option('--status <status>', 'only instances with this status').choices(INSTANCE_STATUSES),
+  const watch = withFilters(
+    instances
+      .command('watch')
+      .description(
+        'Print the instances matching the filters now, and again on every change (Ctrl-C ends it).',
+      )
+      .option('--json', 'print each list as one line of JSON instead of a table'),
   )
   watch.action(async (options: Record<string, string | boolean | undefined>, command: Command) => {
-    const query = new URLSearchParams()
-    for (const [key] of FILTERS) if (typeof options[key] === 'string') query.set(key, options[key])
-    if (typeof options.status === 'string') query.set('status', options.status)
-    const suffix = query.size > 0 ? `?${query}` : ''
     const stop = new AbortController()
     const end = () => stop.abort()
     process.once('SIGINT', end)
     process.once('SIGTERM', end)
     try {
       await clientOf(command).watch(
-        `/registry-svc/instances/watch${suffix}`,
+        `/registry-svc/instances/watch${filterQuery(options)}`,
         (data) => {
           const found = (data as { instances: Instance[] }).instances
-          if (options.json) return print(`${JSON.stringify(found)}\n`)
-          print(
-            `${formatTable(
-              ['ID', 'SLUG', 'URL', 'STATUS', 'LAST HEARTBEAT'],
-              found.map((i) => [i.id, i.slug ?? '-', i.url, i.status, ago(i.lastHeartbeat)]),
-            )}\n`,
-          )
+          print(options.json ? `${JSON.stringify(found)}\n` : `${instanceTable(found)}\n`)
         },
         stop.signal,
       )
@@ -163,6 +142,31 @@ export function instancesCommand(): Command {
       print(`removed instance ${id}\n`)
     })
   return instances
+}
+
+/** The filter flags `list` and `watch` share, `--status` with its choices. */
+function withFilters(command: Command): Command {
+  for (const [, flag, what] of FILTERS) command.option(flag, `only instances with this ${what}`)
+  return command.addOption(
+    new Option('--status <status>', 'only instances with this status').choices(INSTANCE_STATUSES),
+  )
+}
+
+/** The filters given as a query string (`?slug=…&status=…`), or '' when none is. */
+function filterQuery(options: Record<string, string | boolean | undefined>): string {
+  const query = new URLSearchParams()
+  for (const key of [...FILTERS.map(([key]) => key), 'status']) {
+    const value = options[key]
+    if (typeof value === 'string') query.set(key, value)
+  }
+  return query.size > 0 ? `?${query}` : ''
+}
+
+function instanceTable(found: readonly Instance[]): string {
+  return formatTable(
+    ['ID', 'SLUG', 'URL', 'STATUS', 'LAST HEARTBEAT'],
+    found.map((i) => [i.id, i.slug ?? '-', i.url, i.status, ago(i.lastHeartbeat)]),
+  )
 }
 
 /** A duration flag (`10s`, `5m`, `1500` ms) as whole milliseconds. */
