@@ -155,17 +155,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     config.dnsAddr === undefined
       ? undefined
       : new DnsServer(config.dnsAddr, {
-          answers: new DnsAnswers(
-            { domain: config.dnsDomain, ttlS: config.dnsTtlS },
-            {
-              instances: (filter) => read.instances(filter),
-              instance: (id) => read.instances({ id })[0],
-              node: (id) => read.node(id),
-              get instancesIndex() {
-                return read.instancesIndex
-              },
-            },
-          ),
+          answers: new DnsAnswers({ domain: config.dnsDomain, ttlS: config.dnsTtlS }, read),
           log: log.child({ unit: 'dns' }),
           ...dnsMetrics(metricsRegistry),
         })

@@ -200,13 +200,13 @@ export class DnsServer implements Startable {
     let response: Buffer
     if (query.questions?.length !== 1 || question === undefined) {
       rcode = 'FORMERR'
-      response = this.#encode(query, rcode, [], [], [], opt !== undefined, limit).bytes
+      response = this.#bare(query, rcode, opt !== undefined, limit)
     } else if (
       opcodeOf(query) !== 0 ||
       (question.class !== undefined && question.class !== 'IN' && question.class !== 'ANY')
     ) {
       rcode = 'NOTIMP'
-      response = this.#encode(query, rcode, [], [], [], opt !== undefined, limit).bytes
+      response = this.#bare(query, rcode, opt !== undefined, limit)
     } else {
       const resolution = this.#components.answers.resolve(question.name, question.type)
       rcode = resolution.rcode
@@ -282,41 +282,17 @@ export class DnsServer implements Startable {
     return encoded
   }
 
-  #encode(
-    query: Packet,
-    rcode: keyof typeof RCODES,
-    answers: Answer[],
-    additionals: Answer[],
-    authorities: Answer[],
-    edns: boolean,
-    limit: number,
-    truncated = false,
-  ): { bytes: Buffer } {
-    const flags = FLAG_AA | ((query.flags ?? 0) & FLAG_RD) | (truncated ? FLAG_TC : 0) | RCODES[rcode]
-    const packet: Packet = {
+  /** A response without records (FORMERR, NOTIMP): the query's questions, and our OPT if it had one. */
+  #bare(query: Packet, rcode: keyof typeof RCODES, edns: boolean, limit: number): Buffer {
+    const bytes = dnsPacket.encode({
       id: query.id!,
       type: 'response',
-      flags,
+      flags: FLAG_AA | ((query.flags ?? 0) & FLAG_RD) | RCODES[rcode],
       questions: query.questions ?? [],
-      answers,
-      authorities,
-      additionals: edns
-        ? [
-            ...additionals,
-            {
-              type: 'OPT',
-              name: '.',
-              udpPayloadSize: Math.min(limit, MAX_UDP_BYTES),
-              extendedRcode: 0,
-              ednsVersion: 0,
-              flags: 0,
-              flag_do: false,
-              options: [],
-            } satisfies Answer,
-          ]
-        : additionals,
-    }
-    return { bytes: dnsPacket.encode(packet) }
+    })
+    if (!edns) return bytes
+    bytes.writeUInt16BE(1, 10) // ARCOUNT: the OPT record appended
+    return Buffer.concat([bytes, optRecord(Math.min(limit, MAX_UDP_BYTES))])
   }
 }
 

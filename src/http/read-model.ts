@@ -151,13 +151,10 @@ export class ReadModel extends EventEmitter<ReadModelEvents> {
     this.#nodesBuiltAt = this.#nodesIndex
     const bytes = Buffer.from(
       JSON.stringify({
-        nodes: this.#replica.nodes().map((node) => {
-          const liveness = this.#liveness?.status(node.id)
-          const inSync = this.#liveness?.inSync?.(node.id)
-          return liveness === undefined
-            ? node
-            : { ...node, liveness, ...(inSync === undefined ? {} : { inSync }) }
-        }),
+        // As the list route answers them, but with the record's own lastHeartbeat.
+        nodes: this.#replica
+          .nodes()
+          .map((node) => ({ ...this.#overlay.node(node), lastHeartbeat: node.lastHeartbeat })),
       }),
     )
     if (this.#nodesAnswered?.bytes.equals(bytes)) return this.#nodesAnswered
@@ -224,6 +221,11 @@ export class ReadModel extends EventEmitter<ReadModelEvents> {
   /** Nodes by id (every node when `ids` is absent or empty), ordered by id. */
   nodes(ids?: readonly string[]): NodeView[] {
     return this.#replica.nodes(ids).map((node) => this.#overlay.node(node))
+  }
+
+  /** One instance as answered (see `instances`). */
+  instance(id: string): Instance | undefined {
+    return this.instances({ id })[0]
   }
 
   node(id: string): NodeView | undefined {

@@ -262,17 +262,7 @@ describe.skipIf(DIG_MISSING)('DNS (skipped: dig is not installed; apt-get instal
     const server = new DnsServer(
       { host: '127.0.0.1', port: 0, tcpIdleMs: 300 },
       {
-        answers: new DnsAnswers(
-          { domain: 'p2p', ttlS: 5 },
-          {
-            instances: (filter) => read.instances(filter),
-            instance: (id) => read.instances({ id })[0],
-            node: (id) => read.node(id),
-            get instancesIndex() {
-              return read.instancesIndex
-            },
-          },
-        ),
+        answers: new DnsAnswers({ domain: 'p2p', ttlS: 5 }, read),
         log: await createLogger('silent'),
       },
     )
