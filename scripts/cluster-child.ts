@@ -62,7 +62,7 @@ let lastBeatBytes = 0
 agent.heartbeat.on('beat', (_beat, bytes) => {
   lastBeatBytes = bytes
 })
-agent.detector.on('node:unreachable', ({ nodeId }) => send({ type: 'unreachable', nodeId, at: now() }))
+agent.liveness.on('node:unreachable', ({ nodeId }) => send({ type: 'unreachable', nodeId, at: now() }))
 
 function instance(i: number, prefix: string): Instance {
   const ip = `127.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
@@ -116,7 +116,7 @@ process.on('message', async (message: { type: string; count?: number; intervalMs
       gossipMessages: agent.gossip.stats.messagesReceived,
       // Membership as this agent sees it: node records held, and nodes it calls alive.
       nodesKnown: agent.replica.nodes().length,
-      alive: agent.detector.statusCounts().alive,
+      alive: agent.liveness.statusCounts().alive,
       beatBytes: lastBeatBytes,
       gossipBytesPublished: agent.gossip.stats.bytesPublished,
       gossipPublished: agent.gossip.stats.messagesPublished,

@@ -5,9 +5,16 @@ import type { FastifyInstance } from 'fastify'
 import { Registry } from 'prom-client'
 import { DnsAnswers, DnsServer, dnsMetrics } from '../dns/index.ts'
 import { buildApp, listen, ReadModel, ReloadingTokens } from '../http/index.ts'
-import type { FailureDetector, Heartbeat, InstanceProber, Reaper } from '../liveness/index.ts'
-import type { BeatChannel } from '../p2p/beat-channel.ts'
+import type {
+  FailureDetector,
+  Heartbeat,
+  InstanceProber,
+  Liveness,
+  Reaper,
+  SwimDetector,
+} from '../liveness/index.ts'
 import type { Discovery } from '../p2p/discovery.ts'
+import type { FrameChannel } from '../p2p/frame-channel.ts'
 import type { Gossip } from '../p2p/gossip.ts'
 import { createP2PNode, type RegistryLibp2p } from '../p2p/libp2p-node.ts'
 import { loadOrCreatePeerKey } from '../p2p/peer-key.ts'
@@ -32,10 +39,14 @@ export interface Agent {
   readonly discovery: Discovery
   readonly sync: AntiEntropy
   readonly heartbeat: Heartbeat
+  /** The beat detector (nodes of the previous release). */
   readonly detector: FailureDetector
+  readonly swim: SwimDetector | undefined
+  /** Every node's liveness, from SWIM or beats: what the API and DNS answer. */
+  readonly liveness: Liveness
   readonly prober: InstanceProber
   readonly reaper: Reaper
-  readonly beats: BeatChannel
+  readonly beats: FrameChannel
   readonly http: FastifyInstance
   /** Where the HTTP API listens (the bound port when configured with port 0). */
   readonly httpUrl: string
@@ -110,11 +121,11 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     },
     { libp2p, replica, log, penalties, signer },
   )
-  const { gossip, sync, beats, detector, heartbeat, prober, reaper, discovery } = units
+  const { gossip, sync, beats, detector, swim, liveness, heartbeat, prober, reaper, discovery } = units
   await startInOrder(units.inOrder)
 
   // One read model (instances as answered, with liveness) for both front ends: HTTP and DNS.
-  const read = new ReadModel({}, { replica, liveness: detector })
+  const read = new ReadModel({}, { replica, liveness })
   const metricsRegistry = new Registry()
   const http = await buildApp(
     {
@@ -128,7 +139,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
       replica,
       self: { nodeId, selfUrl },
       log,
-      liveness: detector,
+      liveness,
       checks: prober,
       lifecycle: reaper,
       read,
@@ -138,7 +149,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
         peersConnected: () => libp2p.getPeers().length,
         gossip: () => gossip.stats,
         antiEntropy: () => sync.stats,
-        liveness: () => detector.statusCounts(),
+        liveness: () => liveness.statusCounts(),
         beats: () => ({ outcomes: detector.counts(), stalledResets: beats.stalledResets }),
         lifecycle: () => ({
           selfPreserving: reaper.selfPreserving,
@@ -196,6 +207,8 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     sync,
     heartbeat,
     detector,
+    swim,
+    liveness,
     prober,
     reaper,
     beats,

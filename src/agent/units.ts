@@ -5,15 +5,19 @@ import {
   Heartbeat,
   type HeartbeatInit,
   InstanceProber,
+  Liveness,
   ProbeNetworks,
   Reaper,
   type ReaperInit,
   resolveThresholds,
+  SwimDetector,
+  type SwimDetectorInit,
 } from '../liveness/index.ts'
+import { MAX_SWIM_FRAME_BYTES } from '../liveness/swim/codec.ts'
 import type { CheckType } from '../model/index.ts'
-import { MAX_BEAT_BYTES } from '../model/wire.ts'
-import { BeatChannel } from '../p2p/beat-channel.ts'
-import { Discovery } from '../p2p/discovery.ts'
+import { BEATS_PROTOCOL, MAX_BEAT_BYTES, SWIM_PROTOCOL } from '../model/wire.ts'
+import { Discovery, dialableAddrs, dialNode } from '../p2p/discovery.ts'
+import { FrameChannel } from '../p2p/frame-channel.ts'
 import { Gossip } from '../p2p/gossip.ts'
 import type { RegistryLibp2p } from '../p2p/libp2p-node.ts'
 import { AntiEntropy, type AntiEntropyInit } from '../p2p/sync/index.ts'
@@ -51,6 +55,7 @@ export interface UnitSettings {
   tuning?: {
     heartbeat?: HeartbeatInit
     detector?: FailureDetectorInit
+    swim?: SwimDetectorInit
     sync?: AntiEntropyInit
     reaper?: ReaperInit
   }
@@ -70,8 +75,14 @@ export interface UnitParts {
 export interface AgentUnits {
   gossip: Gossip
   sync: AntiEntropy
-  beats: BeatChannel
+  beats: FrameChannel
+  /** The beat detector: nodes of the previous release. */
   detector: FailureDetector
+  swimFrames: FrameChannel
+  /** SWIM; none without a signer (its alive statements are signed). */
+  swim: SwimDetector | undefined
+  /** Both detectors as one view: what the API, DNS and the reaper read. */
+  liveness: Liveness
   heartbeat: Heartbeat
   reaper: Reaper
   prober: InstanceProber
@@ -101,8 +112,9 @@ export function buildUnits(
     isMember: (peerId) => replica.nodes().some((node) => node.peerId === peerId),
   })
   const detectorInit = { heartbeatIntervalMs, ...tuning.detector }
-  const beats = new BeatChannel(
+  const beats = new FrameChannel(
     {
+      protocol: BEATS_PROTOCOL,
       maxFrameBytes: MAX_BEAT_BYTES,
       // As long as it takes to call a node unreachable, and no less than libp2p's own ping interval.
       silentConnectionMs: Math.max(resolveThresholds(detectorInit).unreachableAfterMs, 10_000),
@@ -115,6 +127,42 @@ export function buildUnits(
     log: log.child({ unit: 'failure-detector' }),
     nodeId,
   })
+  const swimFrames = new FrameChannel(
+    {
+      protocol: SWIM_PROTOCOL,
+      label: 'SWIM frame',
+      maxFrameBytes: MAX_SWIM_FRAME_BYTES,
+      // Sent to for this long with nothing back: a half-open connection, dialled afresh.
+      silentConnectionMs: 10_000,
+    },
+    { libp2p, log: log.child({ unit: 'swim-frames' }) },
+  )
+  const swim =
+    signer === undefined
+      ? undefined
+      : new SwimDetector(
+          { heartbeatIntervalMs, ...tuning.swim },
+          {
+            transport: {
+              send: (peerId, data, multiaddrs) =>
+                swimFrames.send(peerId, data, () =>
+                  dialNode(
+                    libp2p,
+                    peerIdFromString(peerId),
+                    dialableAddrs(multiaddrs),
+                    AbortSignal.timeout(5000),
+                  ),
+                ),
+              on: (event, listener) => swimFrames.on(event, listener),
+              off: (event, listener) => swimFrames.off(event, listener),
+            },
+            replica,
+            signer,
+            nodeId,
+            log: log.child({ unit: 'swim' }),
+          },
+        )
+  const liveness = new Liveness(swim, detector, replica, nodeId)
   const heartbeat = new Heartbeat(
     {
       heartbeatIntervalMs,
@@ -123,7 +171,8 @@ export function buildUnits(
     },
     {
       libp2p,
-      beats,
+      // Beats only while a node of the previous release is up (Liveness.beatsNeeded).
+      beats: { broadcast: (data) => (liveness.beatsNeeded() ? beats.broadcast(data) : 0) },
       relay: () => detector.relays(),
       ...(signer === undefined ? {} : { signBeat: (t: number) => signer.signBeat(t) }),
       replica,
@@ -159,7 +208,7 @@ export function buildUnits(
   replica.on('change', () => {
     lastChangeAt = Date.now()
   })
-  detector.on('digest:mismatch', ({ peerId }) => {
+  liveness.on('digest:mismatch', ({ peerId }) => {
     if (Date.now() - lastChangeAt < heartbeatIntervalMs) return
     void sync.syncWith(peerIdFromString(peerId))
   })
@@ -171,7 +220,7 @@ export function buildUnits(
         : { selfPreservationRatio: settings.selfPreservationRatio }),
       ...tuning.reaper,
     },
-    { replica, detector, nodeId, log: log.child({ unit: 'reaper' }) },
+    { replica, detector: liveness, nodeId, log: log.child({ unit: 'reaper' }) },
   )
   const purger = new TombstonePurger({}, { replica, log })
   return {
@@ -179,12 +228,27 @@ export function buildUnits(
     sync,
     beats,
     detector,
+    swimFrames,
+    swim,
+    liveness,
     heartbeat,
     prober,
     reaper,
     discovery,
     purger,
     // Anti-entropy before discovery: the first connections are synced as soon as they open.
-    inOrder: [gossip, sync, beats, detector, heartbeat, prober, reaper, discovery, purger],
+    inOrder: [
+      gossip,
+      sync,
+      beats,
+      swimFrames,
+      detector,
+      ...(swim === undefined ? [] : [swim]),
+      heartbeat,
+      prober,
+      reaper,
+      discovery,
+      purger,
+    ],
   }
 }

@@ -6,7 +6,7 @@ import { BeatError } from './errors.ts'
 export const DIGEST_PREFIX_CHARS = 16
 
 /**
- * A liveness beat, sent every heartbeat interval to each directly connected peer (`BeatChannel`).
+ * A liveness beat, sent every heartbeat interval to each directly connected peer (`FrameChannel`).
  * Compact JSON with one-letter keys: beats are what an idle cluster spends its bandwidth on. Wire
  * format, append-only: a new field gets a new key, old readers ignore keys they do not know, and a
  * change of meaning needs a new protocol version.

@@ -37,7 +37,7 @@ export interface FailureDetectorInit extends LivenessThresholdsInit {
   digestMismatchBeats?: number
 }
 
-/** Where beats arrive from: `BeatChannel` (one hop from directly connected peers). */
+/** Where beats arrive from: `FrameChannel` (one hop from directly connected peers). */
 export interface BeatSource {
   on(event: 'frame', listener: (from: string, data: Uint8Array) => void): unknown
   on(event: 'oversized', listener: (from: string) => void): unknown

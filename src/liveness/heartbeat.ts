@@ -39,7 +39,7 @@ export interface HeartbeatLibp2p {
   getMultiaddrs(): Multiaddr[]
 }
 
-/** Sends a beat to every directly connected peer (`BeatChannel`); returns how many it went to. */
+/** Sends a beat to every directly connected peer (`FrameChannel`); returns how many it went to. */
 export interface BeatSink {
   broadcast(data: Uint8Array): number
 }

@@ -65,6 +65,7 @@ export {
   type RenewOutcome,
   type SettleOutcome,
 } from './instance-probe.ts'
+export { Liveness } from './liveness.ts'
 export {
   classify,
   type LivenessStatus,
@@ -89,6 +90,15 @@ export {
   type ReaperEvents,
   type ReaperInit,
 } from './reaper.ts'
+export {
+  SwimDetector,
+  type SwimDetectorComponents,
+  type SwimDetectorInit,
+  type SwimFrameOutcome,
+  type SwimTransport,
+  speaksSwim,
+  swimTimings,
+} from './swim-detector.ts'
 export {
   DEFAULT_PROBE_PORTS,
   type ProbeTarget,

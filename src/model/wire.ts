@@ -23,7 +23,7 @@
 export const CHANGES_TOPIC = '/p2p-registry/changes/2'
 
 /**
- * Stream protocol of liveness beats, one hop to directly connected peers (`p2p/beat-channel.ts`,
+ * Stream protocol of liveness beats, one hop to directly connected peers (`p2p/frame-channel.ts`,
  * `liveness/beat.ts`): length-prefixed JSON frames.
  * - `/p2p-registry/beats/1` was a gossipsub topic; `/p2p-registry/beats/2.0.0` replaced it.
  * - Since round 2, session 2, beats may carry `g` (the sender's signature of its beat time) and `r`
@@ -31,6 +31,13 @@ export const CHANGES_TOPIC = '/p2p-registry/changes/2'
  *   it does not know. Relays of a node whose record lists `beat` in `signs` count only with `r`.
  */
 export const BEATS_PROTOCOL = '/p2p-registry/beats/2.0.0'
+
+/**
+ * Stream protocol of SWIM failure detection (`liveness/swim/`): length-prefixed JSON frames, one
+ * message each (`liveness/swim/codec.ts`), to any member, dialled when not connected. Spoken by nodes
+ * whose record lists `alive` in `signs`; beats go on for nodes of the previous release.
+ */
+export const SWIM_PROTOCOL = '/p2p-registry/swim/1.0.0'
 
 /**
  * Anti-entropy request/response protocol on libp2p streams (`p2p/sync/`): length-prefixed JSON frames

@@ -1,4 +1,4 @@
-import type { PeerId, PeerInfo } from '@libp2p/interface'
+import type { Connection, PeerId, PeerInfo } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Replica } from '../replica/replica.ts'
@@ -201,17 +201,7 @@ export class Discovery implements Startable {
     if (this.#dialing.has(key) || key === this.#components.libp2p.peerId.toString()) return
     this.#dialing.add(key)
     try {
-      const targets = addrs.flatMap((a) => {
-        try {
-          const addr = multiaddr(a)
-          return [addr.getPeerId() === null ? addr.encapsulate(`/p2p/${key}`) : addr]
-        } catch {
-          return []
-        }
-      })
-      await this.#components.libp2p.dial(targets.length > 0 ? targets : peerId, {
-        signal: this.#dialSignal(),
-      })
+      await dialNode(this.#components.libp2p, peerId, addrs, this.#dialSignal())
       this.#components.log.debug({ peer: key, via }, 'connected to known peer')
     } catch (err) {
       this.#components.log.debug({ peer: key, via, err: (err as Error).message }, 'dial failed')
@@ -223,6 +213,28 @@ export class Discovery implements Startable {
   #dialSignal(): AbortSignal {
     return AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#dialTimeoutMs)])
   }
+}
+
+/**
+ * Dials a node at the addresses its record lists (or, with none that parse, whatever the peer store
+ * knows of its peer id).
+ */
+export function dialNode(
+  libp2p: Pick<RegistryLibp2p, 'dial'>,
+  peerId: PeerId,
+  addrs: readonly string[],
+  signal: AbortSignal,
+): Promise<Connection> {
+  const key = peerId.toString()
+  const targets = addrs.flatMap((a) => {
+    try {
+      const addr = multiaddr(a)
+      return [addr.getPeerId() === null ? addr.encapsulate(`/p2p/${key}`) : addr]
+    } catch {
+      return []
+    }
+  })
+  return libp2p.dial(targets.length > 0 ? targets : peerId, { signal })
 }
 
 /**

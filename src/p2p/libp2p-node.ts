@@ -73,7 +73,7 @@ export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> 
     connectionManager: { inboundConnectionThreshold: 50 },
     // Off: it opens a ping stream on every connection every 10 s from both ends (stream set-up and
     // protocol negotiation: several frames and socket writes each), which was most of an idle cluster's
-    // remaining CPU. The beats already cross every connection every heartbeat, so BeatChannel closes a
+    // remaining CPU. The beats already cross every connection every heartbeat, so FrameChannel closes a
     // connection that carries none for a while instead.
     connectionMonitor: { enabled: false },
     services: {
@@ -81,7 +81,7 @@ export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> 
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
         // Our topic only: a peer cannot make us track arbitrary topics. (Beats do not use gossipsub:
-        // beat-channel.ts says why.)
+        // frame-channel.ts says why.)
         allowedTopics: [CHANGES_TOPIC],
         // Drop oversized RPCs at the stream, before they are buffered or parsed.
         maxInboundDataLength: MAX_GOSSIP_MESSAGE_BYTES + 16 * 1024,

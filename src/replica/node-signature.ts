@@ -16,6 +16,8 @@ import type { Version } from './version.ts'
  *   is based on.
  * - its **beats** (liveness/beat.ts): `(node id, beat time)`, so a relay carries the node's own
  *   statement rather than the relay's word.
+ * - its SWIM **alive** statements (liveness/swim): `(node id, incarnation)`, passed on by other members
+ *   on its behalf. A record whose `signs` lists `alive` is of a node that speaks SWIM.
  *
  * A signed record lists in `signs` the writes its node signs; a reader then refuses those writes
  * unsigned. Records of the previous release (signed, without `signs`) keep their unsigned status
@@ -24,7 +26,7 @@ import type { Version } from './version.ts'
  */
 
 /** What a node of this release signs besides its record (its record's `signs`). */
-export const SIGNED_WRITES = ['beat', 'status'] as const
+export const SIGNED_WRITES = ['beat', 'status', 'alive'] as const
 export type SignedWrite = (typeof SIGNED_WRITES)[number]
 
 /** DER prefixes that turn a raw Ed25519 key into PKCS #8 (private) or SPKI (public) form. */
@@ -46,6 +48,8 @@ export interface NodeSigner {
   signStatus(instance: Instance, version: Version, basedOn: Version): Instance
   /** The signature of one of our beats, base64. */
   signBeat(beatT: number): string
+  /** The signature of our SWIM alive at `incarnation`, base64. */
+  signAlive(incarnation: number): string
 }
 
 const versionTuple = (v: Version) => [v.ts, v.c, v.node]
@@ -65,6 +69,11 @@ function statusBytes(instance: Instance, version: Version, basedOn: Version): Bu
 /** What a beat's signature covers (a shape neither a record nor a status write has). */
 function beatBytes(nodeId: string, beatT: number): Buffer {
   return Buffer.from(stringify({ beat: [nodeId, beatT] }) as string)
+}
+
+/** What an alive statement's signature covers. */
+function aliveBytes(nodeId: string, incarnation: number): Buffer {
+  return Buffer.from(stringify({ alive: [nodeId, incarnation] }) as string)
 }
 
 /**
@@ -97,6 +106,9 @@ export function nodeSigner(
     signBeat(beatT) {
       return signed(beatBytes(nodeId, beatT))
     },
+    signAlive(incarnation) {
+      return signed(aliveBytes(nodeId, incarnation))
+    },
   }
 }
 
@@ -125,6 +137,16 @@ export function checkBeatSignature(
   record: Node,
 ): SignatureCheck {
   return check(signature, record.peerId, () => beatBytes(nodeId, beatT))
+}
+
+/** Checks a SWIM alive statement's signature against the key of its node's record. */
+export function checkAliveSignature(
+  signature: string | undefined,
+  nodeId: string,
+  incarnation: number,
+  record: Node,
+): SignatureCheck {
+  return check(signature, record.peerId, () => aliveBytes(nodeId, incarnation))
 }
 
 function check(signature: unknown, peerId: unknown, bytes: () => Buffer): SignatureCheck {

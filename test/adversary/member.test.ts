@@ -13,8 +13,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encodeBeat } from '../../src/liveness/beat.ts'
 import type { Instance } from '../../src/model/index.ts'
-import { CHANGES_TOPIC, MAX_BEAT_BYTES } from '../../src/model/wire.ts'
-import { BeatChannel } from '../../src/p2p/beat-channel.ts'
+import { BEATS_PROTOCOL, CHANGES_TOPIC, MAX_BEAT_BYTES } from '../../src/model/wire.ts'
+import { FrameChannel } from '../../src/p2p/frame-channel.ts'
 import { GOSSIP_SCORE_THRESHOLDS } from '../../src/p2p/libp2p-node.ts'
 import { nodeSigner } from '../../src/replica/node-signature.ts'
 import { MAX_COUNTER } from '../../src/replica/version.ts'
@@ -336,8 +336,8 @@ describe('a misbehaving member of the cluster', () => {
     await waitFor('the attacker’s record on the others', () =>
       [a!, b!].every((x) => x.replica.get('node', 'attacker') !== undefined),
     )
-    const beats = new BeatChannel(
-      { maxFrameBytes: MAX_BEAT_BYTES, silentConnectionMs: 60_000 },
+    const beats = new FrameChannel(
+      { protocol: BEATS_PROTOCOL, maxFrameBytes: MAX_BEAT_BYTES, silentConnectionMs: 60_000 },
       { libp2p: attacker.node, log: testLogger() },
     )
     await beats.start()

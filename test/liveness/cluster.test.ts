@@ -46,7 +46,7 @@ function recordTransitions(nodes: readonly LivenessNode[]) {
   return log
 }
 
-describe('liveness over libp2p (3 nodes on 127.0.0.1)', () => {
+describe('beats: liveness of nodes of the previous release over libp2p (3 nodes on 127.0.0.1)', () => {
   let nodes: LivenessNode[] = []
   let extra: RegistryLibp2p | undefined
   afterEach(async () => {
@@ -57,7 +57,7 @@ describe('liveness over libp2p (3 nodes on 127.0.0.1)', () => {
   })
 
   it('beats keep every node alive everywhere; the record is written on start, not on every beat', async () => {
-    nodes = await startLivenessCluster(3, INIT, { startHeartbeats: false })
+    nodes = await startLivenessCluster(3, INIT, { startHeartbeats: false, protocol: 'beats' })
     const writes = new Map<string, RecordReason[]>(nodes.map((n) => [n.id, []]))
     const localNodeWrites = new Map<string, number>(nodes.map((n) => [n.id, 0]))
     const beats = new Map<string, number[]>(nodes.map((n) => [n.id, []]))
@@ -107,7 +107,7 @@ describe('liveness over libp2p (3 nodes on 127.0.0.1)', () => {
   })
 
   it('flags a stopped node suspect, then unreachable, within the thresholds on the others', async () => {
-    nodes = await startLivenessCluster(3, INIT)
+    nodes = await startLivenessCluster(3, INIT, { protocol: 'beats' })
     await waitFor('all alive', () => allAlive(nodes), { timeoutMs: 5000 })
     const [a, b, c] = nodes as [LivenessNode, LivenessNode, LivenessNode]
     const transitions = recordTransitions([a, b])
@@ -141,7 +141,7 @@ describe('liveness over libp2p (3 nodes on 127.0.0.1)', () => {
   })
 
   it('overrides an admin delete of a live node with its next heartbeat, on every replica', async () => {
-    nodes = await startLivenessCluster(3, INIT)
+    nodes = await startLivenessCluster(3, INIT, { protocol: 'beats' })
     await waitFor('all alive', () => allAlive(nodes), { timeoutMs: 5000 })
     const [a, b, c] = nodes as [LivenessNode, LivenessNode, LivenessNode]
     const reasons: RecordReason[] = []
@@ -168,7 +168,9 @@ describe('liveness over libp2p (3 nodes on 127.0.0.1)', () => {
 
   it('hears of a node it is not connected to through relayed beats, and flags it when it stops', async () => {
     // A line: node-0 — node-1 — node-2. node-0 and node-2 never connect.
-    nodes = await Promise.all([0, 1, 2].map((i) => startLivenessNode(`node-${i}`, INIT)))
+    nodes = await Promise.all(
+      [0, 1, 2].map((i) => startLivenessNode(`node-${i}`, INIT, { protocol: 'beats' })),
+    )
     const [a, b, c] = nodes as [LivenessNode, LivenessNode, LivenessNode]
     await connectAll([a, b])
     await connectAll([b, c])
@@ -223,7 +225,7 @@ describe('liveness over libp2p (3 nodes on 127.0.0.1)', () => {
   })
 
   it('rejects garbage on the beats protocol without crashing, and nothing reaches other nodes', async () => {
-    nodes = await startLivenessCluster(2, INIT)
+    nodes = await startLivenessCluster(2, INIT, { protocol: 'beats' })
     await waitFor('all alive', () => allAlive(nodes), { timeoutMs: 5000 })
     const [a, b] = nodes as [LivenessNode, LivenessNode]
     // A peer of node-0 only, writing raw frames on the beats protocol.

@@ -13,10 +13,10 @@ import type {
 } from '../../src/liveness/index.ts'
 import type { GpuInfo } from '../../src/liveness/nvidia-smi.ts'
 import type { Node } from '../../src/model/index.ts'
-import type { BeatChannelEvents } from '../../src/p2p/beat-channel.ts'
+import type { FrameChannelEvents } from '../../src/p2p/frame-channel.ts'
 import { HybridClock } from '../../src/replica/hlc.ts'
 import { MemoryStore } from '../../src/replica/memory-store.ts'
-import { type NodeSigner, nodeSigner } from '../../src/replica/node-signature.ts'
+import { type NodeSigner, nodeSigner, type SignedWrite } from '../../src/replica/node-signature.ts'
 import { Replica } from '../../src/replica/replica.ts'
 import type { Logger } from '../../src/support/logger.ts'
 
@@ -54,12 +54,15 @@ export async function ownerReplica(nodeId: string, url: string): Promise<Replica
 }
 
 /** A node's libp2p key, its peer id and the signer of its records, as an agent has them. */
+/** `declared`: what its records say it signs (less stands for a node of an earlier release). */
 export async function nodeIdentity(
   nodeId: string,
+  declared?: readonly SignedWrite[],
+  key?: PrivateKey,
 ): Promise<{ key: PrivateKey; peerId: PeerId; signer: NodeSigner }> {
-  const key = await generateKeyPair('Ed25519')
+  key ??= await generateKeyPair('Ed25519')
   const peerId = peerIdFromPrivateKey(key)
-  return { key, peerId, signer: nodeSigner(nodeId, peerId.toString(), key.raw) }
+  return { key, peerId, signer: nodeSigner(nodeId, peerId.toString(), key.raw, declared) }
 }
 
 export async function randomPeerId(): Promise<PeerId> {
@@ -111,7 +114,7 @@ export function fakeBeatSink() {
 }
 
 /** A beat channel stand-in for the failure detector: `frame` delivers as if from a direct peer. */
-export class FakeBeatSource extends EventEmitter<BeatChannelEvents> implements BeatSource {
+export class FakeBeatSource extends EventEmitter<FrameChannelEvents> implements BeatSource {
   frame(from: PeerId, data: Uint8Array | string): void {
     this.emit('frame', from.toString(), typeof data === 'string' ? new TextEncoder().encode(data) : data)
   }

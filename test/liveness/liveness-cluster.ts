@@ -1,3 +1,4 @@
+import type { PrivateKey } from '@libp2p/interface'
 import { type AgentUnits, buildUnits } from '../../src/agent/units.ts'
 import {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -17,24 +18,36 @@ import { memoryReplica, nodeIdentity, testLogger } from './fixtures.ts'
 /** One agent's units, wired as the agent wires them (`buildUnits`), on a memory replica. */
 export interface LivenessNode extends AgentUnits {
   id: string
+  key: PrivateKey
   libp2p: RegistryLibp2p
   replica: Replica
   log: Logger
   stop(): Promise<void>
 }
 
+export interface LivenessNodeOptions {
+  /** Start the heartbeat (tests that watch the first beats start it themselves). @default false */
+  startHeartbeat?: boolean
+  /**
+   * `beats`: a node of the previous release (its record does not say it speaks SWIM), whose liveness
+   * comes from beats. @default 'swim'
+   */
+  protocol?: 'swim' | 'beats'
+  /** The node's key, to restart a node as itself (its id is bound to its key). @default a new one */
+  key?: PrivateKey
+}
+
 /**
- * Starts one node's units; the heartbeat only when `startHeartbeat` is set (tests that watch the
- * first beats start it themselves). Instances are probed by the node whose URL is
- * `http://<id>.test:11337`; discovery has no seeds (`connectAll` dials).
+ * Starts one node's units. Instances are probed by the node whose URL is `http://<id>.test:11337`;
+ * discovery has no seeds (`connectAll` dials).
  */
 export async function startLivenessNode(
   id: string,
   init: HeartbeatInit & FailureDetectorInit,
-  { startHeartbeat = false }: { startHeartbeat?: boolean } = {},
+  { startHeartbeat = false, protocol = 'swim', key: given }: LivenessNodeOptions = {},
 ): Promise<LivenessNode> {
   const log = testLogger().child({ node: id })
-  const { key, signer } = await nodeIdentity(id)
+  const { key, signer } = await nodeIdentity(id, protocol === 'beats' ? ['beat', 'status'] : undefined, given)
   const libp2p = await createP2PNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
   const replica = await memoryReplica(id, signer)
   const units = buildUnits(
@@ -54,6 +67,7 @@ export async function startLivenessNode(
   return {
     ...units,
     id,
+    key,
     libp2p,
     replica,
     log,
@@ -100,10 +114,12 @@ export async function connectAll(nodes: readonly LivenessNode[]): Promise<void> 
 export async function startLivenessCluster(
   count: number,
   init: HeartbeatInit & FailureDetectorInit,
-  { startHeartbeats = true }: { startHeartbeats?: boolean } = {},
+  { startHeartbeats = true, protocol }: { startHeartbeats?: boolean; protocol?: 'swim' | 'beats' } = {},
 ): Promise<LivenessNode[]> {
   const nodes = await Promise.all(
-    Array.from({ length: count }, (_, i) => startLivenessNode(`node-${i}`, init)),
+    Array.from({ length: count }, (_, i) =>
+      startLivenessNode(`node-${i}`, init, protocol === undefined ? {} : { protocol }),
+    ),
   )
   await connectAll(nodes)
   if (startHeartbeats) await Promise.all(nodes.map((n) => n.heartbeat.start()))

@@ -56,6 +56,11 @@ export interface SwimConfig {
   gossipIntervalMs: number
   /** @default 3 */
   gossipNodes: number
+  /**
+   * A random member held dead is pinged this often, told it is dead: after a partition heals, the two
+   * sides (each holding the other dead, neither probing it) meet again (Serf's reconnect). @default 5000
+   */
+  reconnectIntervalMs: number
 }
 
 export const DEFAULT_SWIM_CONFIG: SwimConfig = {
@@ -69,6 +74,7 @@ export const DEFAULT_SWIM_CONFIG: SwimConfig = {
   maxLhm: 8,
   gossipIntervalMs: 200,
   gossipNodes: 3,
+  reconnectIntervalMs: 5000,
 }
 
 export interface SwimDeps {
@@ -127,11 +133,17 @@ export class Swim {
   #probe: Probe | undefined
   #nextProbeAt = 0
   #nextGossipAt = 0
+  #nextReconnectAt = 0
 
-  constructor(self: string, config: Partial<SwimConfig>, deps: SwimDeps) {
+  /**
+   * `incarnation`: where this node starts. The agent starts at its start time in ms, so a restarted
+   * node's alive outranks anything said about its previous run without a round of refutation.
+   */
+  constructor(self: string, config: Partial<SwimConfig>, deps: SwimDeps, incarnation = 0) {
     this.self = self
     this.#config = { ...DEFAULT_SWIM_CONFIG, ...config }
     this.#deps = deps
+    this.#incarnation = incarnation
     this.#queue.set(self, { update: this.#aliveSelf(), sent: 0 })
   }
 
@@ -152,10 +164,18 @@ export class Swim {
     return [...this.#members.keys()]
   }
 
-  /** Adds members known from elsewhere (node records), alive at incarnation 0 unless known. */
-  add(node: string): void {
+  /**
+   * Adds a member known from elsewhere (its node record) at incarnation 0: alive, or dead when its
+   * record is too old to expect it up. A dead member is not probed; its first message to us gets it
+   * told, and its refutation makes it alive.
+   */
+  add(node: string, state: 'alive' | 'dead' = 'alive'): void {
     if (node === this.self || this.#members.has(node)) return
     this.#addMember(node, 0)
+    if (state === 'dead') {
+      this.#members.get(node)!.state = 'dead'
+      return
+    }
     // Probed soon: inserted at a random place in this round.
     this.#order.splice(Math.floor(this.#deps.random() * (this.#order.length + 1)), 0, node)
   }
@@ -206,6 +226,10 @@ export class Swim {
       this.#nextGossipAt = now + this.#config.gossipIntervalMs
       this.#gossip()
     }
+    if (now >= this.#nextReconnectAt) {
+      this.#nextReconnectAt = now + this.#config.reconnectIntervalMs
+      this.#reconnect()
+    }
     for (const [seq, relay] of this.#relays) {
       if (now < relay.deadline) continue
       this.#relays.delete(seq)
@@ -220,6 +244,10 @@ export class Swim {
       const correction = this.#apply(update)
       if (correction !== undefined) corrections.push(correction)
     }
+    // A member we hold dead is talking (it restarted, or came back from a partition after everyone
+    // stopped passing its death on): it is told, so that it refutes.
+    const sender = this.#members.get(from)
+    if (sender?.state === 'dead') corrections.push({ s: 'dead', n: from, i: sender.incarnation })
     // The sender still accuses someone who has since refuted: it gets the refutation now, or its own
     // suspicion could run out after everyone else stopped passing the refutation on.
     if (corrections.length > 0) this.#deps.send(from, { t: 'gossip', from: this.self, u: corrections })
@@ -278,6 +306,15 @@ export class Swim {
       if (u.length === 0) return
       this.#deps.send(to, { t: 'gossip', from: this.self, u })
     }
+  }
+
+  /** Tells a random member held dead that it is; if it is up, it refutes, and both sides learn it. */
+  #reconnect(): void {
+    const [target] = this.#sample(1, (m) => m.state === 'dead')
+    if (target === undefined) return
+    const dead: Update = { s: 'dead', n: target, i: this.#members.get(target)!.incarnation }
+    const u = [dead, ...this.#piggyback().slice(0, this.#config.maxPiggyback - 1)]
+    this.#deps.send(target, { t: 'ping', seq: ++this.#seq, from: this.self, u })
   }
 
   #startProbe(now: number): void {

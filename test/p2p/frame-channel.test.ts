@@ -3,7 +3,7 @@ import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
 import { afterEach, describe, expect, it } from 'vitest'
 import { BEATS_PROTOCOL } from '../../src/model/wire.ts'
-import { BeatChannel } from '../../src/p2p/beat-channel.ts'
+import { FrameChannel } from '../../src/p2p/frame-channel.ts'
 import { createP2PNode, type RegistryLibp2p } from '../../src/p2p/libp2p-node.ts'
 import { testLogger } from '../liveness/fixtures.ts'
 import { waitFor } from '../support/wait.ts'
@@ -14,9 +14,9 @@ async function node(): Promise<RegistryLibp2p> {
   return createP2PNode({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
 }
 
-describe('BeatChannel (libp2p on 127.0.0.1)', () => {
+describe('FrameChannel (libp2p on 127.0.0.1)', () => {
   const nodes: RegistryLibp2p[] = []
-  const channels: BeatChannel[] = []
+  const channels: FrameChannel[] = []
   afterEach(async () => {
     await Promise.all(channels.splice(0).map((c) => c.stop()))
     await Promise.all(nodes.splice(0).map((n) => n.stop()))
@@ -24,8 +24,12 @@ describe('BeatChannel (libp2p on 127.0.0.1)', () => {
 
   async function start(silentConnectionMs?: number) {
     const libp2p = await node()
-    const channel = new BeatChannel(
-      { maxFrameBytes: MAX, ...(silentConnectionMs === undefined ? {} : { silentConnectionMs }) },
+    const channel = new FrameChannel(
+      {
+        protocol: BEATS_PROTOCOL,
+        maxFrameBytes: MAX,
+        ...(silentConnectionMs === undefined ? {} : { silentConnectionMs }),
+      },
       { libp2p, log: testLogger() },
     )
     await channel.start()
@@ -75,8 +79,8 @@ describe('BeatChannel (libp2p on 127.0.0.1)', () => {
 
   it('resets the stream of a peer that stops reading, instead of queueing beats without bound', async () => {
     const libp2p = await node()
-    const channel = new BeatChannel(
-      { maxFrameBytes: MAX, maxQueuedBytes: 8 * MAX },
+    const channel = new FrameChannel(
+      { protocol: BEATS_PROTOCOL, maxFrameBytes: MAX, maxQueuedBytes: 8 * MAX },
       { libp2p, log: testLogger() },
     )
     await channel.start()

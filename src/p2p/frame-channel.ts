@@ -1,14 +1,18 @@
 import { EventEmitter } from 'node:events'
 import type { Connection, IncomingStreamData, Libp2p, PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
 import { type Pushable, pushable } from 'it-pushable'
-import { BEATS_PROTOCOL } from '../model/wire.ts'
 import { emitSafely } from '../support/emit-safely.ts'
 import type { Logger } from '../support/logger.ts'
 import type { Startable } from '../support/startable.ts'
 
-export interface BeatChannelInit {
+export interface FrameChannelInit {
+  /** The stream protocol id (`BEATS_PROTOCOL`, `SWIM_PROTOCOL`). */
+  protocol: string
+  /** Label of this channel's frames in logs. @default 'beat' */
+  label?: string
   /** Largest frame sent or accepted, bytes. A peer that sends a larger one has its stream reset. */
   maxFrameBytes: number
   /**
@@ -27,13 +31,13 @@ export interface BeatChannelInit {
   silentConnectionMs?: number
 }
 
-export interface BeatChannelComponents {
+export interface FrameChannelComponents {
   libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'getConnections' | 'addEventListener' | 'removeEventListener'>
   log: Logger
 }
 
-export interface BeatChannelEvents {
-  /** A frame from a directly connected peer (authenticated by the connection's Noise handshake). */
+export interface FrameChannelEvents {
+  /** A frame from a connected peer (authenticated by the connection's Noise handshake). */
   frame: [from: string, data: Uint8Array]
   /** A peer sent a frame over `maxFrameBytes`; its stream was reset. */
   oversized: [from: string]
@@ -45,19 +49,24 @@ interface Link {
   stream: Stream | undefined
 }
 
+/** Opens a connection to a peer that has none (the caller knows its addresses). */
+export type Dial = () => Promise<Connection>
+
 /**
- * Liveness beats, one hop: `broadcast` writes a frame to every directly connected peer on one
- * long-lived stream per peer (`BEATS_PROTOCOL`), and frames heard from peers are emitted as `frame`.
+ * Small frames, one hop, on one long-lived stream per peer and protocol: `broadcast` writes a frame to
+ * every connected peer (liveness beats, `BEATS_PROTOCOL`), `send` to one peer, dialling it when
+ * needed (SWIM probes, `SWIM_PROTOCOL`). Frames heard from peers are emitted as `frame`.
  *
  * Why not gossipsub: it signs every message, and delivers each to every node up to D times plus
- * IHAVE gossip; an idle cluster spends nearly all its bytes and CPU on beats, which are only useful
- * once and only from a sender whose identity the connection already proves. Nodes that are not
- * connected hear of each other through the ages relayed inside beats (see `beat.ts`).
+ * IHAVE gossip; liveness frames are only useful once, and only from a sender whose identity the
+ * connection already proves.
  */
-export class BeatChannel extends EventEmitter<BeatChannelEvents> implements Startable {
+export class FrameChannel extends EventEmitter<FrameChannelEvents> implements Startable {
   /** Streams reset because the peer stopped reading (more than `maxQueuedBytes` waiting). */
   stalledResets = 0
-  readonly #libp2p: BeatChannelComponents['libp2p']
+  readonly protocol: string
+  readonly #label: string
+  readonly #libp2p: FrameChannelComponents['libp2p']
   readonly #log: Logger
   readonly #maxFrameBytes: number
   readonly #maxQueuedBytes: number
@@ -65,14 +74,18 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> implements Star
   readonly #links = new Map<string, Link>()
   /** When each peer last sent us a frame, local ms. */
   readonly #heardAt = new Map<string, number>()
+  /** The first frame `send` queued to a peer since it last sent us one, local ms. */
+  readonly #unansweredSince = new Map<string, number>()
   #started = false
 
   get isStarted(): boolean {
     return this.#started
   }
 
-  constructor(init: BeatChannelInit, components: BeatChannelComponents) {
+  constructor(init: FrameChannelInit, components: FrameChannelComponents) {
     super()
+    this.protocol = init.protocol
+    this.#label = init.label ?? 'beat'
     this.#libp2p = components.libp2p
     this.#log = components.log
     this.#maxFrameBytes = init.maxFrameBytes
@@ -83,7 +96,7 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> implements Star
   async start(): Promise<void> {
     if (this.#started) return
     this.#started = true
-    await this.#libp2p.handle(BEATS_PROTOCOL, this.#onStream, {
+    await this.#libp2p.handle(this.protocol, this.#onStream, {
       // One stream each way per connection is the protocol; a few more ride out a reconnect race.
       maxInboundStreams: 4,
       maxOutboundStreams: 4,
@@ -98,8 +111,9 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> implements Star
     this.#libp2p.removeEventListener('peer:disconnect', this.#onDisconnect)
     for (const peer of [...this.#links.keys()]) this.#drop(peer)
     this.#heardAt.clear()
-    await this.#libp2p.unhandle(BEATS_PROTOCOL).catch((err: unknown) => {
-      this.#log.debug({ err }, 'cannot unregister the beats protocol')
+    this.#unansweredSince.clear()
+    await this.#libp2p.unhandle(this.protocol).catch((err: unknown) => {
+      this.#log.debug({ err, protocol: this.protocol }, 'cannot unregister the protocol')
     })
   }
 
@@ -120,7 +134,9 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> implements Star
   broadcast(data: Uint8Array): number {
     if (!this.#started) return 0
     if (data.byteLength > this.#maxFrameBytes) {
-      throw new RangeError(`refusing to send a ${data.byteLength}-byte beat (max ${this.#maxFrameBytes})`)
+      throw new RangeError(
+        `refusing to send a ${data.byteLength}-byte ${this.#label} (max ${this.#maxFrameBytes})`,
+      )
     }
     let queued = 0
     const now = Date.now()
@@ -130,41 +146,86 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> implements Star
       const peer = connection.remotePeer.toString()
       const heard = Math.max(connection.timeline.open, this.#heardAt.get(peer) ?? 0)
       if (now - heard > this.#silentConnectionMs) {
-        this.#log.info({ peer, silentMs: now - heard }, 'closing a connection that carries no beats')
-        connection.abort(new Error(`no beat from ${peer} for ${now - heard} ms`))
+        this.#log.info(
+          { peer, silentMs: now - heard },
+          `closing a connection that carries no ${this.#label}s`,
+        )
+        connection.abort(new Error(`no ${this.#label} from ${peer} for ${now - heard} ms`))
         continue
       }
       byPeer.set(peer, connection)
     }
     for (const [peer, connection] of byPeer) {
-      const link = this.#links.get(peer) ?? this.#open(peer, connection)
+      const link = this.#links.get(peer) ?? this.#open(peer, () => Promise.resolve(connection))
       if (link.stream === undefined) continue
-      if (link.out.readableLength > this.#maxQueuedBytes) {
-        this.#log.debug({ peer, queued: link.out.readableLength }, 'peer is not reading beats; resetting')
-        this.stalledResets++
-        this.#drop(peer)
-        continue
-      }
-      link.out.push(data)
-      queued++
+      if (this.#push(peer, link, data)) queued++
     }
     return queued
   }
 
-  #open(peer: string, connection: Connection): Link {
+  /**
+   * Queues `data` to one peer, over its open connection or, without one, a connection from `dial`;
+   * the frame waits while the stream opens. Best effort: false when it was not queued (stopped, or
+   * the peer stopped reading). A connection on which we have sent for `silentConnectionMs` and heard
+   * nothing back is closed (half open after a crash or a partition), so the next send dials afresh.
+   */
+  send(peer: string, data: Uint8Array, dial: Dial): boolean {
+    if (!this.#started) return false
+    if (data.byteLength > this.#maxFrameBytes) {
+      throw new RangeError(
+        `refusing to send a ${data.byteLength}-byte ${this.#label} (max ${this.#maxFrameBytes})`,
+      )
+    }
+    const now = Date.now()
+    const unanswered = this.#unansweredSince.get(peer)
+    if (unanswered === undefined) this.#unansweredSince.set(peer, now)
+    else if (now - unanswered > this.#silentConnectionMs) {
+      this.#unansweredSince.set(peer, now)
+      for (const connection of this.#libp2p.getConnections(peerIdOf(peer))) {
+        this.#log.info(
+          { peer, silentMs: now - unanswered },
+          `closing a connection that answers no ${this.#label}s`,
+        )
+        connection.abort(new Error(`no ${this.#label} from ${peer} for ${now - unanswered} ms`))
+      }
+      this.#drop(peer)
+    }
+    let link = this.#links.get(peer)
+    if (link === undefined) {
+      const open = this.#libp2p.getConnections(peerIdOf(peer)).find((c) => c.status === 'open')
+      link = this.#open(peer, open === undefined ? dial : () => Promise.resolve(open))
+    }
+    return this.#push(peer, link, data)
+  }
+
+  #push(peer: string, link: Link, data: Uint8Array): boolean {
+    if (link.out.readableLength > this.#maxQueuedBytes) {
+      this.#log.debug(
+        { peer, queued: link.out.readableLength },
+        `peer is not reading ${this.#label}s; resetting`,
+      )
+      this.stalledResets++
+      this.#drop(peer)
+      return false
+    }
+    link.out.push(data)
+    return true
+  }
+
+  #open(peer: string, connect: Dial): Link {
     const link: Link = { out: pushable<Uint8Array>(), stream: undefined }
     this.#links.set(peer, link)
-    connection
-      .newStream(BEATS_PROTOCOL, { runOnLimitedConnection: false })
+    connect()
+      .then((connection) => connection.newStream(this.protocol, { runOnLimitedConnection: false }))
       .then((stream) => {
         if (this.#links.get(peer) !== link) {
-          stream.abort(new Error('beat link dropped while opening'))
+          stream.abort(new Error(`${this.#label} link dropped while opening`))
           return
         }
         link.stream = stream
         return pipe(link.out, (source) => lp.encode(source), stream)
       })
-      .catch((err: unknown) => this.#log.debug({ err, peer }, 'beat stream failed'))
+      .catch((err: unknown) => this.#log.debug({ err, peer }, `${this.#label} stream failed`))
       .finally(() => {
         if (this.#links.get(peer) === link) this.#links.delete(peer)
       })
@@ -176,13 +237,14 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> implements Star
     if (link === undefined) return
     this.#links.delete(peer)
     link.out.end()
-    link.stream?.abort(new Error('beat link closed'))
+    link.stream?.abort(new Error(`${this.#label} link closed`))
   }
 
   readonly #onDisconnect = (event: CustomEvent<PeerId>): void => {
     const peer = event.detail.toString()
     this.#drop(peer)
     this.#heardAt.delete(peer)
+    this.#unansweredSince.delete(peer)
   }
 
   readonly #onStream = ({ stream, connection }: IncomingStreamData): void => {
@@ -194,6 +256,7 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> implements Star
         for await (const frame of frames) {
           if (!this.#started) break
           this.#heardAt.set(from, Date.now())
+          this.#unansweredSince.delete(from)
           this.#emitSafely('frame', from, frame.subarray())
         }
       },
@@ -201,14 +264,18 @@ export class BeatChannel extends EventEmitter<BeatChannelEvents> implements Star
       () => stream.close().catch(() => undefined),
       (err: Error & { name?: string }) => {
         if (err.name === 'InvalidDataLengthError') this.#emitSafely('oversized', from)
-        else this.#log.debug({ err, peer: from }, 'beat stream ended')
+        else this.#log.debug({ err, peer: from }, `${this.#label} stream ended`)
         stream.abort(err)
       },
     )
   }
 
-  /** A listener's exception must not end the peer's stream (and with it, its beats). */
-  #emitSafely<K extends keyof BeatChannelEvents>(event: K, ...args: BeatChannelEvents[K]): void {
-    emitSafely(this, this.#log, 'beat', event, args)
+  /** A listener's exception must not end the peer's stream (and with it, its frames). */
+  #emitSafely<K extends keyof FrameChannelEvents>(event: K, ...args: FrameChannelEvents[K]): void {
+    emitSafely(this, this.#log, this.#label, event, args)
   }
+}
+
+function peerIdOf(peer: string): PeerId {
+  return peerIdFromString(peer)
 }
