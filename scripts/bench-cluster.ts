@@ -43,6 +43,9 @@ type Stats = {
   nodesKnown: number
   alive: number
   beatBytes: number
+  swimFrames: number
+  swimBytes: number
+  swimLargest: number
   gossipBytesPublished: number
   gossipPublished: number
   at: number
@@ -286,7 +289,7 @@ try {
     const before = stats0[i]!.cpu
     return sum + (s.cpu.user - before.user + s.cpu.system - before.system) / 1e6
   }, 0)
-  const during = (key: 'syncSessions' | 'gossipMessages') =>
+  const during = (key: 'syncSessions' | 'gossipMessages' | 'swimFrames' | 'swimBytes') =>
     stats1.reduce((sum, s, i) => sum + s[key] - stats0[i]![key], 0)
   console.log(
     `idle ${Math.round(seconds)} s: ${during('syncSessions')} anti-entropy sessions (both ends counted), ` +
@@ -295,8 +298,12 @@ try {
   figures.idleBytesPerNodePerS = median(rates)
   figures.idleCpuPerNodePct = (100 * cpuSeconds) / seconds / AGENTS
   figures.beatBytes = median(stats1.map((s) => s.beatBytes))
+  figures.swimFramesPerNodePerS = during('swimFrames') / seconds / AGENTS
+  figures.swimFrameBytes = during('swimBytes') / Math.max(1, during('swimFrames'))
+  figures.swimLargestBytes = Math.max(...stats1.map((s) => s.swimLargest))
   console.log(
-    `beat: ${figures.beatBytes} bytes (median over agents); gossip message: ${figures.gossipMessageBytes.toFixed(0)} bytes of payload on average (the writer's)`,
+    `beat: ${figures.beatBytes} bytes (median over agents; 0: no beats sent); SWIM: ${figures.swimFramesPerNodePerS.toFixed(1)} frames per node per s, ` +
+      `${figures.swimFrameBytes.toFixed(0)} bytes each on average, largest ${figures.swimLargestBytes}; gossip message: ${figures.gossipMessageBytes.toFixed(0)} bytes of payload on average (the writer's)`,
   )
   const memory = await Promise.all(children.map((c) => memoryOf(c.pid)))
   const mb = (xs: number[]) => `${(median(xs) / 2 ** 20).toFixed(0)} MB`

@@ -51,7 +51,12 @@ const ms = (x: number) => `${x.toFixed(1)} ms`
 const lines: Array<[string, (r: Record<string, number>) => string]> = [
   ['idle traffic sent per node', (r) => kb(r.idleBytesPerNodePerS!)],
   ['idle CPU per node (% of one core)', (r) => `${r.idleCpuPerNodePct!.toFixed(2)}%`],
-  ['beat size', (r) => `${r.beatBytes} B`],
+  ['beat size (0: none sent)', (r) => `${r.beatBytes} B`],
+  ['SWIM frames per node per s', (r) => (r.swimFramesPerNodePerS ?? 0).toFixed(1)],
+  [
+    'SWIM frame mean / largest',
+    (r) => `${(r.swimFrameBytes ?? 0).toFixed(0)} / ${r.swimLargestBytes ?? 0} B`,
+  ],
   ['gossip message (one change)', (r) => `${r.gossipMessageBytes!.toFixed(0)} B`],
   ['every node sees every node alive', (r) => s(r.membershipMs!)],
   ['write propagation p50 / p99', (r) => `${ms(r.propagationP50Ms!)} / ${ms(r.propagationP99Ms!)}`],

@@ -117,7 +117,11 @@ process.on('message', async (message: { type: string; count?: number; intervalMs
       // Membership as this agent sees it: node records held, and nodes it calls alive.
       nodesKnown: agent.replica.nodes().length,
       alive: agent.liveness.statusCounts().alive,
-      beatBytes: lastBeatBytes,
+      // Beats go out only while a node of the previous release is up.
+      beatBytes: agent.liveness.beatsNeeded() ? lastBeatBytes : 0,
+      swimFrames: agent.swim?.sent.frames ?? 0,
+      swimBytes: agent.swim?.sent.bytes ?? 0,
+      swimLargest: agent.swim?.sent.largest ?? 0,
       gossipBytesPublished: agent.gossip.stats.bytesPublished,
       gossipPublished: agent.gossip.stats.messagesPublished,
       at: now(),

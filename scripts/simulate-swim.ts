@@ -7,6 +7,7 @@
  *
  *   node scripts/simulate-swim.ts [sizes=100,1000] [losses=0,0.05,0.2] [seconds=60] [crashes=5] [seed]
  */
+import { DEFAULT_SWIM_CONFIG } from '../src/liveness/swim/swim.ts'
 import { SimNet } from '../test/support/swim-net.ts'
 
 const SIZES = (process.argv[2] ?? '100,1000').split(',').map(Number)
@@ -30,6 +31,8 @@ console.log(
   '| N | loss | detection median / p99 / worst | false positives | messages per member per s | bytes per member per s | death known by 99.9% |',
 )
 console.log('|---|---|---|---|---|---|---|')
+/** Per N at 0% loss, for the comparison table. */
+const ours = new Map<number, { detection: number; spread: number; bytes: number }>()
 for (const n of SIZES) {
   for (const loss of [...LOSSES, -ONE_LOSSY_HOST]) {
     const started = performance.now()
@@ -67,8 +70,34 @@ for (const n of SIZES) {
     console.log(
       `| ${n} | ${loss < 0 ? `${(-loss * 100).toFixed(0)}% on one host` : `${(loss * 100).toFixed(0)}%`} | ${s(percentile(detections, 50))} / ${s(percentile(detections, 99))} / ${s(Math.max(...detections))}${undetected > 0 ? ` (${undetected} pairs not yet)` : ''} | ${falsePositives} | ${messages.toFixed(1)} | ${bytes.toFixed(0)} | ${s(percentile(spread, 50))} |`,
     )
+    if (loss === 0)
+      ours.set(n, { detection: percentile(detections, 50), spread: percentile(spread, 50), bytes })
     console.error(
       `  (N ${n}, loss ${loss}: ${((performance.now() - started) / 1000).toFixed(0)} s of wall time)`,
     )
   }
+}
+
+/*
+ * The same N against published models, at 0% loss:
+ * - SWIM (Das, Gupta, Motivala, DSN 2002): a crashed member is first probed, on average, after
+ *   1 / (1 - e^-1) = 1.58 protocol periods (every live member probes one random member per period),
+ *   then declared after the suspicion timeout: ours is 1.5 to 4.5 × log10(N) periods (Lifeguard).
+ * - Serf's convergence simulator (memberlist's gossip, www.serf.io/docs/internals/simulator.html):
+ *   the share of nodes that know a change after round x is 1 / (1 + (N+1) e^(-fanout (1-loss) x / 2)),
+ *   rounds of 200 ms with fanout 3 (ours too); its bandwidth bound is 1400-byte packets × fanout × 5 per s.
+ * - memberlist's LAN defaults (1 s probes, suspicion 4 × log10(N) s at least): its lower bound on detection.
+ */
+const { probeIntervalMs: period, suspicionMult, gossipIntervalMs, gossipNodes } = DEFAULT_SWIM_CONFIG
+console.log(
+  '\n| N | detection median (ours) | SWIM: first probe + our shortest suspicion | memberlist LAN defaults: at least | death known by 99.9% (ours) | Serf simulator: 99.9% | bytes per member per s (ours) | Serf simulator: bandwidth bound |',
+)
+console.log('|---|---|---|---|---|---|---|---|')
+for (const [n, o] of ours) {
+  const swimFirst = period / (1 - Math.exp(-1)) + suspicionMult * Math.max(1, Math.log10(n)) * period
+  const memberlist = 1000 / (1 - Math.exp(-1)) + 4 * Math.max(1, Math.log10(n)) * 1000
+  const rounds = Math.log(999 * (n + 1)) / ((gossipNodes * 1) / 2)
+  console.log(
+    `| ${n} | ${s(o.detection)} | ${s(swimFirst)} | ${s(memberlist)} | ${s(o.spread)} | ${s(rounds * gossipIntervalMs)} | ${o.bytes.toFixed(0)} | ${(1400 * gossipNodes * (1000 / gossipIntervalMs)).toFixed(0)} |`,
+  )
 }

@@ -132,8 +132,6 @@ export function buildUnits(
       protocol: SWIM_PROTOCOL,
       label: 'SWIM frame',
       maxFrameBytes: MAX_SWIM_FRAME_BYTES,
-      // Sent to for this long with nothing back: a half-open connection, dialled afresh.
-      silentConnectionMs: 10_000,
     },
     { libp2p, log: log.child({ unit: 'swim-frames' }) },
   )
@@ -144,15 +142,17 @@ export function buildUnits(
           { heartbeatIntervalMs, ...tuning.swim },
           {
             transport: {
-              send: (peerId, data, multiaddrs) =>
-                swimFrames.send(peerId, data, () =>
+              send: (peerId, data, multiaddrs) => {
+                const dial = () =>
                   dialNode(
                     libp2p,
                     peerIdFromString(peerId),
                     dialableAddrs(multiaddrs),
                     AbortSignal.timeout(5000),
-                  ),
-                ),
+                  )
+                return swimFrames.send(peerId, data, dial)
+              },
+              reset: (peerId, reason) => swimFrames.reset(peerId, reason),
               on: (event, listener) => swimFrames.on(event, listener),
               off: (event, listener) => swimFrames.off(event, listener),
             },

@@ -16,6 +16,17 @@ import { ResourceSampler, type ResourceSource } from './usage.ts'
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 2000
 export const DEFAULT_RECORD_REFRESH_MS = 60_000
 
+/**
+ * The cluster as a whole refreshes at most one record per this many ms: a refresh is gossiped to every
+ * node, so a fixed interval per node would cost each node more the larger the cluster.
+ */
+export const RECORD_REFRESH_SPACING_MS = 6000
+
+/** How often a node of a cluster of `nodes` rewrites its unchanged record: `recordRefreshMs`, or longer in a large cluster. */
+export function recordRefreshFor(nodes: number, recordRefreshMs = DEFAULT_RECORD_REFRESH_MS): number {
+  return Math.max(recordRefreshMs, nodes * RECORD_REFRESH_SPACING_MS)
+}
+
 export interface HeartbeatInit {
   /**
    * Time between two liveness beats, ms (each ±10%). The failure detector's thresholds are multiples
@@ -25,8 +36,9 @@ export interface HeartbeatInit {
   heartbeatIntervalMs?: number
   /**
    * How often the whole node record is rewritten even when nothing but `lastHeartbeat` and `usage`
-   * changed, ms (±10%). A record write is gossiped as a change to every node and stored in every
-   * replica, so it is kept rare; liveness comes from the beats, not from the record.
+   * changed, ms (±10%); in a cluster of more than 10 nodes, `RECORD_REFRESH_SPACING_MS` per node
+   * (`recordRefreshFor`). A record write is gossiped as a change to every node and stored in every
+   * replica, so it is kept rare; liveness comes from SWIM, not from the record.
    * @default 60000
    */
   recordRefreshMs?: number
@@ -57,7 +69,7 @@ export interface HeartbeatComponents {
   /** Signs our beat time (`NodeSigner.signBeat`), carried as `Beat.g`. @default beats unsigned */
   signBeat?: (beatT: number) => string
   /** Where the record is written (the gossip unit publishes it) and whose digest the beats carry. */
-  replica: Pick<Replica, 'put' | 'digest' | 'on' | 'off'>
+  replica: Pick<Replica, 'put' | 'digest' | 'on' | 'off' | 'counts'>
   log: Logger
   /** This node's id, URL, zone and region; asked on every beat. */
   self: () => NodeSelf
@@ -108,7 +120,9 @@ export class Heartbeat extends EventEmitter<HeartbeatEvents> implements Startabl
   #work: Promise<void> | undefined
   /** Fingerprint of the identity last written; undefined before the first write. */
   #written: string | undefined
-  #refreshDueAt = 0
+  #writtenAt = 0
+  /** This refresh's share of the interval, 0.9-1.1 (`jittered`), so nodes started together spread out. */
+  #refreshJitter = 1
   #reassertPending = false
   #lastReassertAt = Number.NEGATIVE_INFINITY
 
@@ -236,7 +250,10 @@ export class Heartbeat extends EventEmitter<HeartbeatEvents> implements Startabl
     let reason = forced
     if (reason === undefined && this.#reassertPending) reason = 'reassert'
     if (reason === undefined && fingerprint !== this.#written) reason = 'changed'
-    if (reason === undefined && Date.now() >= this.#refreshDueAt) reason = 'refresh'
+    // Due by the cluster's size now: a node that started alone learns of the others later.
+    const refreshMs =
+      this.#refreshJitter * recordRefreshFor(this.#components.replica.counts().nodes, this.recordRefreshMs)
+    if (reason === undefined && Date.now() - this.#writtenAt >= refreshMs) reason = 'refresh'
     if (reason === undefined) return
     if (reason === 'reassert') this.#lastReassertAt = Date.now()
     this.#reassertPending = false
@@ -245,7 +262,8 @@ export class Heartbeat extends EventEmitter<HeartbeatEvents> implements Startabl
       const record = buildNodeRecord(identity, usage, Date.now())
       await this.#components.replica.put('node', record)
       this.#written = fingerprint
-      this.#refreshDueAt = Date.now() + jittered(this.recordRefreshMs)
+      this.#writtenAt = Date.now()
+      this.#refreshJitter = jittered(1000) / 1000
       this.#log.debug({ reason, nodeId: record.id }, 'node record written')
       this.#notify('record', record, reason)
     } catch (err) {

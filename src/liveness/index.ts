@@ -41,7 +41,9 @@ export {
   type HeartbeatInit,
   type HeartbeatLibp2p,
   heartbeat,
+  RECORD_REFRESH_SPACING_MS,
   type RecordReason,
+  recordRefreshFor,
 } from './heartbeat.ts'
 export {
   DEFAULT_CHECK_TYPE,

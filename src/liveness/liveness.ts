@@ -38,7 +38,8 @@ export class Liveness extends EventEmitter<FailureDetectorEvents> {
   }
 
   #forward(event: (typeof FORWARDED)[number], change: { nodeId: string }, fromSwim: boolean): void {
-    if (this.#bySwim(change.nodeId) !== fromSwim) return
+    // A differing digest is worth a sync whoever reports it.
+    if (event !== 'digest:mismatch' && this.#bySwim(change.nodeId) !== fromSwim) return
     this.emit(event, change as never)
   }
 

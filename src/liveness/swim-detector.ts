@@ -9,7 +9,7 @@ import type { Logger } from '../support/logger.ts'
 import type { Startable } from '../support/startable.ts'
 import { digestPrefix } from './beat.ts'
 import type { FailureDetectorEvents, LivenessEntry } from './detector-types.ts'
-import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_RECORD_REFRESH_MS } from './heartbeat.ts'
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, recordRefreshFor } from './heartbeat.ts'
 import type { LivenessStatus } from './liveness-state.ts'
 import { decodeSwimFrame, encodeSwimFrame, SwimFrameError } from './swim/codec.ts'
 import { type MemberState, type Message, Swim, type SwimConfig } from './swim/swim.ts'
@@ -18,6 +18,8 @@ import { type MemberState, type Message, Swim, type SwimConfig } from './swim/sw
 export interface SwimTransport {
   /** Queues a frame to a peer, dialling `multiaddrs` (a node record's) when not connected. */
   send(peerId: string, data: Uint8Array, multiaddrs: unknown): boolean
+  /** Closes the connections to a peer that answers nothing on them, though it is up. */
+  reset(peerId: string, reason: string): void
   on(event: 'frame', listener: (from: string, data: Uint8Array) => void): unknown
   off(event: 'frame', listener: (from: string, data: Uint8Array) => void): unknown
 }
@@ -32,8 +34,8 @@ export interface SwimDetectorInit {
   /** State machine options over the ones derived from the heartbeat interval. */
   swim?: Partial<SwimConfig>
   /**
-   * A node whose record is older than this when we start (a live node rewrites it every
-   * `DEFAULT_RECORD_REFRESH_MS`) is held dead until it speaks to us. @default 3 record refreshes
+   * A node whose record is older than this when we learn it (a live node rewrites it every
+   * `recordRefreshFor(cluster size)`) is held dead until it speaks to us. @default 3 record refreshes
    */
   staleRecordMs?: number
   /** Frames in a row carrying another digest than ours before `digest:mismatch`. @default 2 */
@@ -43,7 +45,7 @@ export interface SwimDetectorInit {
 export interface SwimDetectorComponents {
   transport: SwimTransport
   /** Members (records whose `signs` lists `alive`), their peer ids and addresses, and our digest. */
-  replica: Pick<Replica, 'on' | 'off' | 'nodes' | 'get' | 'digest'>
+  replica: Pick<Replica, 'on' | 'off' | 'nodes' | 'get' | 'digest' | 'counts'>
   signer: Pick<NodeSigner, 'signAlive'>
   nodeId: string
   log: Logger
@@ -55,6 +57,12 @@ export type SwimFrameOutcome =
   | 'rejected-malformed'
   | 'ignored-peer-mismatch'
   | 'ignored-not-member'
+
+/** Peers whose digest streaks are tracked at most. */
+const MAX_TRACKED_PEERS = 4096
+
+/** Probes in a row answered through others only before our connections to that member are closed. */
+const HALF_OPEN_PROBES = 2
 
 const STATUS: Record<MemberState, LivenessStatus> = {
   alive: 'alive',
@@ -93,15 +101,18 @@ export class SwimDetector extends EventEmitter<FailureDetectorEvents> implements
     'ignored-peer-mismatch': 0,
     'ignored-not-member': 0,
   }
+  /** Frames sent, their bytes, and the largest: what SWIM costs (bench:cluster reports it). */
+  readonly sent = { frames: 0, bytes: 0, largest: 0 }
   readonly #components: SwimDetectorComponents
   readonly #log: Logger
   readonly #config: Partial<SwimConfig>
-  readonly #staleRecordMs: number
+  readonly #staleRecordMs: number | undefined
   readonly #mismatchFrames: number
   readonly #heard = new Map<string, number>()
   readonly #status = new Map<string, LivenessStatus>()
   readonly #inSync = new Map<string, boolean>()
   readonly #mismatches = new Map<string, number>()
+  readonly #indirectOnly = new Map<string, number>()
   #swim: Swim | undefined
   #timer: ReturnType<typeof setInterval> | undefined
 
@@ -112,7 +123,7 @@ export class SwimDetector extends EventEmitter<FailureDetectorEvents> implements
       init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
     )
     this.#config = { ...swimTimings(heartbeatMs), ...init.swim }
-    this.#staleRecordMs = init.staleRecordMs ?? 3 * DEFAULT_RECORD_REFRESH_MS
+    this.#staleRecordMs = init.staleRecordMs
     this.#mismatchFrames = init.digestMismatchFrames ?? 2
     this.#components = components
     this.#log = components.log
@@ -135,6 +146,7 @@ export class SwimDetector extends EventEmitter<FailureDetectorEvents> implements
         sign: (incarnation) => signer.signAlive(incarnation),
         verify: this.#verify,
         onChange: this.#onMemberChange,
+        onProbeAnswered: this.#onProbeAnswered,
       },
       // Our start time: a restart outranks whatever was said about the run before.
       Date.now(),
@@ -153,7 +165,8 @@ export class SwimDetector extends EventEmitter<FailureDetectorEvents> implements
     this.#components.transport.off('frame', this.#onFrame)
     this.#components.replica.off('change', this.#onChange)
     this.#swim = undefined
-    for (const map of [this.#heard, this.#status, this.#inSync, this.#mismatches]) map.clear()
+    for (const map of [this.#heard, this.#status, this.#inSync, this.#mismatches, this.#indirectOnly])
+      map.clear()
   }
 
   /** Whether `nodeId` is a SWIM member here (its record says it speaks SWIM). */
@@ -212,13 +225,19 @@ export class SwimDetector extends EventEmitter<FailureDetectorEvents> implements
       this.#log.debug({ from, reason: err.message }, 'SWIM frame rejected')
       return this.#count('rejected-malformed')
     }
+    const { d, ...message } = frame
+    // Any connected peer's digest counts (the connection proves the peer): an agent that has just
+    // joined holds no records yet, and learns them by the sync that a differing digest starts.
+    const inSync = this.#compareDigest(d, from, frame.from)
     const record = this.#components.replica.get('node', frame.from)
     if (peerIdOf(record) !== from) return this.#count('ignored-peer-mismatch')
     if (!this.#status.has(frame.from)) return this.#count('ignored-not-member')
     this.#heard.set(frame.from, Date.now())
-    const { d, ...message } = frame
+    if (this.#inSync.get(frame.from) !== inSync) {
+      this.#inSync.set(frame.from, inSync)
+      emitSafely(this, this.#log, 'SWIM detector', 'node:sync', [{ nodeId: frame.from, inSync }])
+    }
     swim.receive(frame.from, message as Message)
-    this.#compareDigest(frame.from, d, from)
     return this.#count('accepted')
   }
 
@@ -236,6 +255,9 @@ export class SwimDetector extends EventEmitter<FailureDetectorEvents> implements
     const peerId = peerIdOf(record)
     if (peerId === undefined) return
     const frame = encodeSwimFrame({ ...message, d: digestPrefix(this.#components.replica.digest()) })
+    this.sent.frames++
+    this.sent.bytes += frame.length
+    this.sent.largest = Math.max(this.sent.largest, frame.length)
     try {
       this.#components.transport.send(peerId, frame, record!.multiaddrs)
     } catch (err) {
@@ -246,6 +268,24 @@ export class SwimDetector extends EventEmitter<FailureDetectorEvents> implements
   readonly #verify = (node: string, incarnation: number, signature: string | undefined): boolean => {
     const record = this.#components.replica.get('node', node)
     return record !== undefined && checkAliveSignature(signature, node, incarnation, record) === 'valid'
+  }
+
+  /**
+   * Probes of a member answered only through others, `HALF_OPEN_PROBES` times in a row: the member is
+   * up but our connection to it carries nothing (half open after a partition); it is closed, and the
+   * next frame dials afresh.
+   */
+  readonly #onProbeAnswered = (node: string, direct: boolean): void => {
+    if (direct) {
+      this.#indirectOnly.delete(node)
+      return
+    }
+    const streak = (this.#indirectOnly.get(node) ?? 0) + 1
+    this.#indirectOnly.set(node, streak)
+    const peerId = peerIdOf(this.#components.replica.get('node', node))
+    if (streak < HALF_OPEN_PROBES || peerId === undefined) return
+    this.#indirectOnly.delete(node)
+    this.#components.transport.reset(peerId, `${node} answered ${streak} probes through others only`)
   }
 
   readonly #onMemberChange = (node: string, state: MemberState): void => {
@@ -264,7 +304,8 @@ export class SwimDetector extends EventEmitter<FailureDetectorEvents> implements
   /** A member from its record: alive (fresh record) or held dead (stale) until it speaks. */
   #learn(node: Node): void {
     if (node.id === this.#components.nodeId || !speaksSwim(node) || this.#status.has(node.id)) return
-    const stale = !(Date.now() - Date.parse(node.lastHeartbeat) <= this.#staleRecordMs)
+    const staleMs = this.#staleRecordMs ?? 3 * recordRefreshFor(this.#components.replica.counts().nodes)
+    const stale = !(Date.now() - Date.parse(node.lastHeartbeat) <= staleMs)
     this.#swim!.add(node.id, stale ? 'dead' : 'alive')
     this.#setStatus(node.id, stale ? 'unreachable' : 'alive')
   }
@@ -274,7 +315,7 @@ export class SwimDetector extends EventEmitter<FailureDetectorEvents> implements
     this.#swim!.remove(nodeId)
     this.#heard.delete(nodeId)
     this.#inSync.delete(nodeId)
-    this.#mismatches.delete(nodeId)
+    this.#indirectOnly.delete(nodeId)
   }
 
   readonly #onChange = (changes: Change[]): void => {
@@ -287,21 +328,21 @@ export class SwimDetector extends EventEmitter<FailureDetectorEvents> implements
     }
   }
 
-  #compareDigest(nodeId: string, digest: string, peerId: string): void {
+  /** Whether a peer's digest (`nodeId`: the id it claims, for logs) is ours; emits `digest:mismatch` every `mismatchFrames` frames that differ. */
+  #compareDigest(digest: string, peerId: string, nodeId: string): boolean {
     const inSync = digest === digestPrefix(this.#components.replica.digest())
-    if (this.#inSync.get(nodeId) !== inSync) {
-      this.#inSync.set(nodeId, inSync)
-      emitSafely(this, this.#log, 'SWIM detector', 'node:sync', [{ nodeId, inSync }])
-    }
     if (inSync) {
-      this.#mismatches.delete(nodeId)
-      return
+      this.#mismatches.delete(peerId)
+      return true
     }
-    const streak = (this.#mismatches.get(nodeId) ?? 0) + 1
-    this.#mismatches.set(nodeId, streak)
+    // Bounded: peers are connections, but a peer churning identities must not grow it for ever.
+    if (this.#mismatches.size >= MAX_TRACKED_PEERS) this.#mismatches.clear()
+    const streak = (this.#mismatches.get(peerId) ?? 0) + 1
+    this.#mismatches.set(peerId, streak)
     // Every `mismatchFrames` frames while it lasts: a failing sync is retried, not on every frame.
     if (streak % this.#mismatchFrames === 0)
       emitSafely(this, this.#log, 'SWIM detector', 'digest:mismatch', [{ peerId, nodeId }])
+    return false
   }
 }
 

@@ -74,8 +74,6 @@ export class FrameChannel extends EventEmitter<FrameChannelEvents> implements St
   readonly #links = new Map<string, Link>()
   /** When each peer last sent us a frame, local ms. */
   readonly #heardAt = new Map<string, number>()
-  /** The first frame `send` queued to a peer since it last sent us one, local ms. */
-  readonly #unansweredSince = new Map<string, number>()
   #started = false
 
   get isStarted(): boolean {
@@ -111,7 +109,6 @@ export class FrameChannel extends EventEmitter<FrameChannelEvents> implements St
     this.#libp2p.removeEventListener('peer:disconnect', this.#onDisconnect)
     for (const peer of [...this.#links.keys()]) this.#drop(peer)
     this.#heardAt.clear()
-    this.#unansweredSince.clear()
     await this.#libp2p.unhandle(this.protocol).catch((err: unknown) => {
       this.#log.debug({ err, protocol: this.protocol }, 'cannot unregister the protocol')
     })
@@ -166,8 +163,7 @@ export class FrameChannel extends EventEmitter<FrameChannelEvents> implements St
   /**
    * Queues `data` to one peer, over its open connection or, without one, a connection from `dial`;
    * the frame waits while the stream opens. Best effort: false when it was not queued (stopped, or
-   * the peer stopped reading). A connection on which we have sent for `silentConnectionMs` and heard
-   * nothing back is closed (half open after a crash or a partition), so the next send dials afresh.
+   * the peer stopped reading).
    */
   send(peer: string, data: Uint8Array, dial: Dial): boolean {
     if (!this.#started) return false
@@ -176,26 +172,24 @@ export class FrameChannel extends EventEmitter<FrameChannelEvents> implements St
         `refusing to send a ${data.byteLength}-byte ${this.#label} (max ${this.#maxFrameBytes})`,
       )
     }
-    const now = Date.now()
-    const unanswered = this.#unansweredSince.get(peer)
-    if (unanswered === undefined) this.#unansweredSince.set(peer, now)
-    else if (now - unanswered > this.#silentConnectionMs) {
-      this.#unansweredSince.set(peer, now)
-      for (const connection of this.#libp2p.getConnections(peerIdOf(peer))) {
-        this.#log.info(
-          { peer, silentMs: now - unanswered },
-          `closing a connection that answers no ${this.#label}s`,
-        )
-        connection.abort(new Error(`no ${this.#label} from ${peer} for ${now - unanswered} ms`))
-      }
-      this.#drop(peer)
-    }
     let link = this.#links.get(peer)
     if (link === undefined) {
       const open = this.#libp2p.getConnections(peerIdOf(peer)).find((c) => c.status === 'open')
       link = this.#open(peer, open === undefined ? dial : () => Promise.resolve(open))
     }
     return this.#push(peer, link, data)
+  }
+
+  /**
+   * Closes every connection to a peer (its caller has evidence that they are half open: the peer is
+   * up, but answers nothing sent on them), so the next `send` dials afresh.
+   */
+  reset(peer: string, reason: string): void {
+    this.#drop(peer)
+    for (const connection of this.#libp2p.getConnections(peerIdOf(peer))) {
+      this.#log.info({ peer, reason }, 'closing a connection that answers nothing')
+      connection.abort(new Error(reason))
+    }
   }
 
   #push(peer: string, link: Link, data: Uint8Array): boolean {
@@ -244,7 +238,6 @@ export class FrameChannel extends EventEmitter<FrameChannelEvents> implements St
     const peer = event.detail.toString()
     this.#drop(peer)
     this.#heardAt.delete(peer)
-    this.#unansweredSince.delete(peer)
   }
 
   readonly #onStream = ({ stream, connection }: IncomingStreamData): void => {
@@ -256,7 +249,6 @@ export class FrameChannel extends EventEmitter<FrameChannelEvents> implements St
         for await (const frame of frames) {
           if (!this.#started) break
           this.#heardAt.set(from, Date.now())
-          this.#unansweredSince.delete(from)
           this.#emitSafely('frame', from, frame.subarray())
         }
       },

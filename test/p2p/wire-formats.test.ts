@@ -7,6 +7,12 @@
 import { describe, expect, it } from 'vitest'
 import { decodeBeat, encodeBeat } from '../../src/liveness/beat.ts'
 import {
+  decodeSwimFrame,
+  encodeSwimFrame,
+  MAX_SWIM_FRAME_BYTES,
+  type SwimFrame,
+} from '../../src/liveness/swim/codec.ts'
+import {
   BEATS_PROTOCOL,
   CHANGES_TOPIC,
   LEAF_BITS,
@@ -15,6 +21,7 @@ import {
   MAX_GOSSIP_MESSAGE_BYTES,
   MAX_LEVELS_PER_ROUND,
   MAX_SYNC_FRAME_BYTES,
+  SWIM_PROTOCOL,
   SYNC_PROTOCOL,
 } from '../../src/model/wire.ts'
 import { decodeChangesMessage, encodeChangesMessages } from '../../src/p2p/gossip-codec.ts'
@@ -64,8 +71,10 @@ describe('wire identifiers and limits', () => {
     expect({
       CHANGES_TOPIC,
       BEATS_PROTOCOL,
+      SWIM_PROTOCOL,
       SYNC_PROTOCOL,
       LEAF_BITS,
+      MAX_SWIM_FRAME_BYTES,
       MAX_BEAT_BYTES,
       MAX_ENTRIES_PER_FRAME,
       MAX_GOSSIP_MESSAGE_BYTES,
@@ -74,8 +83,10 @@ describe('wire identifiers and limits', () => {
     }).toEqual({
       CHANGES_TOPIC: '/p2p-registry/changes/2',
       BEATS_PROTOCOL: '/p2p-registry/beats/2.0.0',
+      SWIM_PROTOCOL: '/p2p-registry/swim/1.0.0',
       SYNC_PROTOCOL: '/p2p-registry/sync/1.0.0',
       LEAF_BITS: 12,
+      MAX_SWIM_FRAME_BYTES: 16384,
       MAX_BEAT_BYTES: 65536,
       MAX_ENTRIES_PER_FRAME: 10000,
       MAX_GOSSIP_MESSAGE_BYTES: 1114112,
@@ -160,6 +171,43 @@ describe(`beat on ${BEATS_PROTOCOL}`, () => {
     expect(() => decodeBeat(bytes(signedPinned.replace(`"node-b":"${R}"`, '"node-b":1')))).toThrow(
       'beat.r values must be base64 Ed25519 signatures',
     )
+  })
+})
+
+describe(`SWIM frame on ${SWIM_PROTOCOL}`, () => {
+  const G = `${'g'.repeat(86)}==`
+  const frame: SwimFrame = {
+    t: 'ping-req',
+    seq: 7,
+    from: 'node-a',
+    target: 'node-c',
+    u: [
+      { s: 'suspect', n: 'node-c', i: 1796558400000, f: 'node-b' },
+      { s: 'alive', n: 'node-b', i: 1796558400123, g: G },
+    ],
+    d: '0123456789abcdef',
+  }
+  const pinned =
+    '{"t":"ping-req","seq":7,"from":"node-a","target":"node-c","u":[{"s":"suspect","n":"node-c","i":1796558400000,"f":"node-b"},' +
+    `{"s":"alive","n":"node-b","i":1796558400123,"g":"${G}"}],"d":"0123456789abcdef"}`
+
+  it('is encoded as pinned and read back; unknown keys are ignored', () => {
+    expect(text.decode(encodeSwimFrame(frame))).toBe(pinned)
+    expect(decodeSwimFrame(bytes(pinned))).toEqual(frame)
+    expect(decodeSwimFrame(bytes(pinned.replace('"seq":7', '"seq":7,"later":1')))).toEqual(frame)
+  })
+
+  it('names the first problem of a frame it cannot read', () => {
+    expect(() => decodeSwimFrame(bytes(pinned.replace('"ping-req"', '"hello"')))).toThrow(
+      't must be a message type',
+    )
+    expect(() => decodeSwimFrame(bytes(pinned.replace(`"g":"${G}"`, '"g":"short"')))).toThrow(
+      'update.g must be a base64 Ed25519 signature',
+    )
+    expect(() => decodeSwimFrame(bytes(pinned.replace('"i":1796558400000', '"i":-1')))).toThrow(
+      'update.i must be an incarnation number',
+    )
+    expect(() => decodeSwimFrame(new Uint8Array(MAX_SWIM_FRAME_BYTES + 1))).toThrow('exceeds')
   })
 })
 

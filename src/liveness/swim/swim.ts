@@ -87,6 +87,11 @@ export interface SwimDeps {
   verify(node: string, incarnation: number, signature: string | undefined): boolean
   /** A member changed state in this node's view. */
   onChange?(node: string, state: MemberState, incarnation: number): void
+  /**
+   * A probe of `node` was answered through others only (`direct` false), or by the node itself: a
+   * transport with connections can tell a half-open one from this.
+   */
+  onProbeAnswered?(node: string, direct: boolean): void
 }
 
 interface Member {
@@ -127,6 +132,9 @@ export class Swim {
   /** ping-req relays: our ping's seq → whom to ack, under which seq. */
   readonly #relays = new Map<number, { requester: string; seq: number; deadline: number }>()
   #incarnation = 0
+  readonly #startIncarnation: number
+  /** Our signed alive at the current incarnation (signing is the costly part). */
+  #signedAlive: Update | undefined
   #lhm = 0
   #seq = 0
   #order: string[] = []
@@ -144,6 +152,7 @@ export class Swim {
     this.#config = { ...DEFAULT_SWIM_CONFIG, ...config }
     this.#deps = deps
     this.#incarnation = incarnation
+    this.#startIncarnation = incarnation
     this.#queue.set(self, { update: this.#aliveSelf(), sent: 0 })
   }
 
@@ -277,7 +286,10 @@ export class Swim {
           })
           return
         }
-        if (this.#probe?.seq === message.seq) this.#probe.acked = true
+        if (this.#probe?.seq === message.seq && !this.#probe.acked) {
+          this.#probe.acked = true
+          this.#deps.onProbeAnswered?.(this.#probe.target, from === this.#probe.target)
+        }
         return
       }
       case 'nack':
@@ -294,7 +306,7 @@ export class Swim {
    */
   #ackUpdates(): Update[] {
     const u = this.#piggyback()
-    if (this.#incarnation === 0 || u.some((x) => x.n === this.self)) return u
+    if (this.#incarnation === this.#startIncarnation || u.some((x) => x.n === this.self)) return u
     return [...u.slice(0, this.#config.maxPiggyback - 1), this.#aliveSelf()]
   }
 
@@ -462,7 +474,14 @@ export class Swim {
   }
 
   #aliveSelf(): Update {
-    return { s: 'alive', n: this.self, i: this.#incarnation, g: this.#deps.sign(this.#incarnation) }
+    if (this.#signedAlive?.i !== this.#incarnation)
+      this.#signedAlive = {
+        s: 'alive',
+        n: this.self,
+        i: this.#incarnation,
+        g: this.#deps.sign(this.#incarnation),
+      }
+    return this.#signedAlive
   }
 
   #enqueue(update: Update): void {

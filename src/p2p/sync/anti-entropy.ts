@@ -20,6 +20,9 @@ import { runServerSession } from './server.ts'
 import { emptyResult, type SessionContext, type SyncReplica } from './session.ts'
 import { StaleNodeGuard } from './stale.ts'
 
+/** Tries of a sync on connect refused as busy. */
+const BUSY_RETRIES = 5
+
 export interface AntiEntropyInit {
   /**
    * Mean time between periodic sessions, ms. Each period the node syncs with one random connected peer
@@ -320,7 +323,18 @@ export class AntiEntropy extends EventEmitter<AntiEntropyEvents> implements Star
     const peer = connection.remotePeer
     const id = peer.toString()
     if (!(this.#self < id) || this.#sessions.has(sessionKey('server', id))) return
-    void this.syncWith(peer)
+    void this.#syncAfterConnect(peer, 0)
+  }
+
+  /**
+   * A sync on connect that the peer refused as `busy` (a seed that a whole cluster joins at once) is
+   * tried again after a second or two, a few times, rather than at the next periodic round.
+   */
+  async #syncAfterConnect(peer: PeerId, attempt: number): Promise<void> {
+    const report = await this.syncWith(peer)
+    if (report.reason !== 'busy' || attempt >= BUSY_RETRIES || !this.#started) return
+    const retry = setTimeout(() => void this.#syncAfterConnect(peer, attempt + 1), jittered(1500, 0.5))
+    retry.unref()
   }
 
   #schedule(generation: number): void {
