@@ -102,6 +102,8 @@ interface Member {
   /** Suspicion: when it started, and who confirmed it. */
   suspectedAt?: number
   confirmations?: Set<string>
+  /** When we last pinged it while suspecting it. */
+  pingedAt?: number
 }
 
 interface Queued {
@@ -228,8 +230,16 @@ export class Swim {
     if (this.#probe === undefined && now >= this.#nextProbeAt) this.#startProbe(now)
     for (const node of this.#suspects) {
       const m = this.#members.get(node)!
-      if (now - m.suspectedAt! >= this.#suspicionTimeout(m))
+      if (now - m.suspectedAt! >= this.#suspicionTimeout(m)) {
         this.#apply({ s: 'dead', n: node, i: m.incarnation })
+        continue
+      }
+      // Ask the suspect itself once a period: if it has refuted, its ack says so (signed), even when
+      // every retransmit of the refutation missed us.
+      if (now - (m.pingedAt ?? Number.NEGATIVE_INFINITY) >= this.#config.probeIntervalMs) {
+        m.pingedAt = now
+        this.#deps.send(node, { t: 'ping', seq: ++this.#seq, from: this.self, u: this.#piggyback() })
+      }
     }
     if (now >= this.#nextGossipAt) {
       this.#nextGossipAt = now + this.#config.gossipIntervalMs
@@ -462,6 +472,7 @@ export class Swim {
       this.#suspects.delete(node)
       m.suspectedAt = undefined
       m.confirmations = undefined
+      m.pingedAt = undefined
     }
     if (changed) this.#deps.onChange?.(node, state, incarnation)
   }
