@@ -130,11 +130,7 @@ export class FrameChannel extends EventEmitter<FrameChannelEvents> implements St
    */
   broadcast(data: Uint8Array): number {
     if (!this.#started) return 0
-    if (data.byteLength > this.#maxFrameBytes) {
-      throw new RangeError(
-        `refusing to send a ${data.byteLength}-byte ${this.#label} (max ${this.#maxFrameBytes})`,
-      )
-    }
+    this.#checkSize(data)
     let queued = 0
     const now = Date.now()
     const byPeer = new Map<string, Connection>()
@@ -167,14 +163,10 @@ export class FrameChannel extends EventEmitter<FrameChannelEvents> implements St
    */
   send(peer: string, data: Uint8Array, dial: Dial): boolean {
     if (!this.#started) return false
-    if (data.byteLength > this.#maxFrameBytes) {
-      throw new RangeError(
-        `refusing to send a ${data.byteLength}-byte ${this.#label} (max ${this.#maxFrameBytes})`,
-      )
-    }
+    this.#checkSize(data)
     let link = this.#links.get(peer)
     if (link === undefined) {
-      const open = this.#libp2p.getConnections(peerIdOf(peer)).find((c) => c.status === 'open')
+      const open = this.#libp2p.getConnections(peerIdFromString(peer)).find((c) => c.status === 'open')
       link = this.#open(peer, open === undefined ? dial : () => Promise.resolve(open))
     }
     return this.#push(peer, link, data)
@@ -186,9 +178,18 @@ export class FrameChannel extends EventEmitter<FrameChannelEvents> implements St
    */
   reset(peer: string, reason: string): void {
     this.#drop(peer)
-    for (const connection of this.#libp2p.getConnections(peerIdOf(peer))) {
+    for (const connection of this.#libp2p.getConnections(peerIdFromString(peer))) {
       this.#log.info({ peer, reason }, 'closing a connection that answers nothing')
       connection.abort(new Error(reason))
+    }
+  }
+
+  /** A frame we would not accept from a peer is not sent: a bug of ours, thrown to the caller. */
+  #checkSize(data: Uint8Array): void {
+    if (data.byteLength > this.#maxFrameBytes) {
+      throw new RangeError(
+        `refusing to send a ${data.byteLength}-byte ${this.#label} (max ${this.#maxFrameBytes})`,
+      )
     }
   }
 
@@ -266,8 +267,4 @@ export class FrameChannel extends EventEmitter<FrameChannelEvents> implements St
   #emitSafely<K extends keyof FrameChannelEvents>(event: K, ...args: FrameChannelEvents[K]): void {
     emitSafely(this, this.#log, this.#label, event, args)
   }
-}
-
-function peerIdOf(peer: string): PeerId {
-  return peerIdFromString(peer)
 }
