@@ -9,7 +9,8 @@ WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
 COPY scripts/bundle.ts scripts/cluster-child.ts ./scripts/
-RUN npm ci --no-audit --no-fund
+# `npm ci` builds dist/ (its prepare script); the benchmark's agent process is not shipped.
+RUN npm ci --no-audit --no-fund && rm dist/cluster-child.*
 
 FROM node:24-slim
 WORKDIR /app
@@ -26,7 +27,10 @@ ENV NODE_ENV=production \
 # (scripts/bundle.ts), so the image installs no packages and carries no build tools.
 COPY --from=build /app/dist ./dist
 
-RUN mkdir -p /data && chown node:node /data
+# npm and npx come with the base image; the agent needs neither, so nothing that installs code is left.
+RUN rm -rf /usr/local/lib/node_modules /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \
+      /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-* \
+ && mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
 EXPOSE 11337 11338
