@@ -4,7 +4,7 @@
  *   node scripts/bench-cluster.ts [agents=10] [writes=300] [lateJoinerEntries=100000] [idleSeconds=30]
  *
  * Prints, for a stream of writes on one agent, the propagation latency to every other agent
- * (p50/p99/max); the idle gossip and heartbeat traffic per node (TCP bytes from `ss`), idle RSS per agent
+ * (p50/p99/max); the idle gossip and liveness traffic per node (TCP bytes from `ss`, plus the UDP bytes of SWIM datagrams each agent counts), idle RSS per agent
  * and idle CPU of all agents together; and the anti-entropy time for a late joiner against a replica
  * of `lateJoinerEntries` entries. Agents are real (scripts/cluster-child.ts runs startAgent); the fork
  * channel only tells them when to write and reports when they see changes. Agents get the runtime
@@ -46,6 +46,7 @@ type Stats = {
   swimFrames: number
   swimBytes: number
   swimLargest: number
+  datagramBytes: number
   gossipBytesPublished: number
   gossipPublished: number
   at: number
@@ -284,7 +285,15 @@ try {
   const bytes1 = bytesSentByPid(pids)
   const stats1 = await Promise.all(children.map(stats))
   const seconds = (stats1[0]!.at - stats0[0]!.at) / 1000
-  const rates = children.map((c) => ((bytes1.get(c.pid) ?? 0) - (bytes0.get(c.pid) ?? 0)) / seconds)
+  // TCP payload (libp2p connections) plus UDP payload (SWIM datagrams) sent by each agent.
+  const rates = children.map(
+    (c, i) =>
+      ((bytes1.get(c.pid) ?? 0) -
+        (bytes0.get(c.pid) ?? 0) +
+        stats1[i]!.datagramBytes -
+        stats0[i]!.datagramBytes) /
+      seconds,
+  )
   const cpuSeconds = stats1.reduce((sum, s, i) => {
     const before = stats0[i]!.cpu
     return sum + (s.cpu.user - before.user + s.cpu.system - before.system) / 1e6

@@ -122,6 +122,8 @@ process.on('message', async (message: { type: string; count?: number; intervalMs
       swimFrames: agent.swim?.sent.frames ?? 0,
       swimBytes: agent.swim?.sent.bytes ?? 0,
       swimLargest: agent.swim?.sent.largest ?? 0,
+      // UDP payload bytes (SWIM datagrams), which `ss`'s TCP counters do not see.
+      datagramBytes: agent.swimDatagrams?.sent.bytes ?? 0,
       gossipBytesPublished: agent.gossip.stats.bytesPublished,
       gossipPublished: agent.gossip.stats.messagesPublished,
       at: now(),

@@ -13,6 +13,7 @@ import type {
   Reaper,
   SwimDetector,
 } from '../liveness/index.ts'
+import type { DatagramChannel } from '../p2p/datagram-channel.ts'
 import type { Discovery } from '../p2p/discovery.ts'
 import type { FrameChannel } from '../p2p/frame-channel.ts'
 import type { Gossip } from '../p2p/gossip.ts'
@@ -42,6 +43,8 @@ export interface Agent {
   /** The beat detector (nodes of the previous release). */
   readonly detector: FailureDetector
   readonly swim: SwimDetector | undefined
+  /** SWIM frames as UDP datagrams (their counts). */
+  readonly swimDatagrams: DatagramChannel | undefined
   /** Every node's liveness, from SWIM or beats: what the API and DNS answer. */
   readonly liveness: Liveness
   readonly prober: InstanceProber
@@ -116,12 +119,26 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
       deregisterAfterMs: config.deregisterAfterMs,
       nodeReapAfterMs: config.nodeReapAfterMs,
       selfPreservationRatio: config.selfPreservationRatio,
+      p2pListen: config.p2pListen,
+      ...(config.clusterKey === undefined ? {} : { clusterKey: config.clusterKey }),
       ...(config.availabilityZone === undefined ? {} : { availabilityZone: config.availabilityZone }),
       ...(config.region === undefined ? {} : { region: config.region }),
     },
     { libp2p, replica, log, penalties, signer },
   )
-  const { gossip, sync, beats, detector, swim, liveness, heartbeat, prober, reaper, discovery } = units
+  const {
+    gossip,
+    sync,
+    beats,
+    detector,
+    swim,
+    swimDatagrams,
+    liveness,
+    heartbeat,
+    prober,
+    reaper,
+    discovery,
+  } = units
   await startInOrder(units.inOrder)
 
   // One read model (instances as answered, with liveness) for both front ends: HTTP and DNS.
@@ -208,6 +225,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     heartbeat,
     detector,
     swim,
+    swimDatagrams,
     liveness,
     prober,
     reaper,

@@ -16,12 +16,13 @@ import {
 import { MAX_SWIM_FRAME_BYTES } from '../liveness/swim/codec.ts'
 import type { CheckType } from '../model/index.ts'
 import { BEATS_PROTOCOL, MAX_BEAT_BYTES, SWIM_PROTOCOL } from '../model/wire.ts'
+import { DatagramChannel, datagramBinds } from '../p2p/datagram-channel.ts'
 import { Discovery, dialableAddrs, dialNode } from '../p2p/discovery.ts'
 import { FrameChannel } from '../p2p/frame-channel.ts'
 import { Gossip } from '../p2p/gossip.ts'
 import type { RegistryLibp2p } from '../p2p/libp2p-node.ts'
 import { AntiEntropy, type AntiEntropyInit } from '../p2p/sync/index.ts'
-import type { NodeSigner } from '../replica/node-signature.ts'
+import { type NodeSigner, signs } from '../replica/node-signature.ts'
 import type { Replica } from '../replica/replica.ts'
 import { TombstonePurger } from '../replica/tombstone-purger.ts'
 import type { Logger } from '../support/logger.ts'
@@ -51,11 +52,17 @@ export interface UnitSettings {
   nodeReapAfterMs?: number
   /** Self-preservation threshold (share of known nodes unreachable); absent: the reaper's default. */
   selfPreservationRatio?: number
+  /** The libp2p listen addresses as configured (SWIM datagrams use their port numbers); absent: libp2p's. */
+  p2pListen?: readonly string[]
+  /** `OB_CLUSTER_KEY`: SWIM datagrams are sealed with it, as libp2p connections are. */
+  clusterKey?: string
   /** Options beyond the configuration, for tests that need other timings. */
   tuning?: {
     heartbeat?: HeartbeatInit
     detector?: FailureDetectorInit
     swim?: SwimDetectorInit
+    /** False: SWIM frames on streams only, as the first SWIM release sent them. */
+    swimDatagrams?: false
     sync?: AntiEntropyInit
     reaper?: ReaperInit
   }
@@ -79,6 +86,8 @@ export interface AgentUnits {
   /** The beat detector: nodes of the previous release. */
   detector: FailureDetector
   swimFrames: FrameChannel
+  /** SWIM frames as signed UDP datagrams; none without a signer. */
+  swimDatagrams: DatagramChannel | undefined
   /** SWIM; none without a signer (its alive statements are signed). */
   swim: SwimDetector | undefined
   /** Both detectors as one view: what the API, DNS and the reaper read. */
@@ -135,6 +144,18 @@ export function buildUnits(
     },
     { libp2p, log: log.child({ unit: 'swim-frames' }) },
   )
+  if (tuning.swimDatagrams === false) signer?.withdraw('datagram')
+  const swimDatagrams =
+    signer === undefined || tuning.swimDatagrams === false
+      ? undefined
+      : new DatagramChannel(
+          {
+            bind: () => datagramBinds(settings.p2pListen, libp2p.getMultiaddrs().map(String)),
+            maxFrameBytes: MAX_SWIM_FRAME_BYTES,
+            ...(settings.clusterKey === undefined ? {} : { clusterKey: settings.clusterKey }),
+          },
+          { signer, log: log.child({ unit: 'swim-datagrams' }) },
+        )
   const swim =
     signer === undefined
       ? undefined
@@ -142,19 +163,31 @@ export function buildUnits(
           { heartbeatIntervalMs, ...tuning.swim },
           {
             transport: {
-              send: (peerId, data, multiaddrs) => {
+              // A datagram to a member that takes them; a stream to one of the previous release.
+              send: (peerId, data, record) => {
+                if (signs(record, 'datagram') && swimDatagrams?.send(peerId, data, record.multiaddrs))
+                  return true
                 const dial = () =>
                   dialNode(
                     libp2p,
                     peerIdFromString(peerId),
-                    dialableAddrs(multiaddrs),
+                    dialableAddrs(record.multiaddrs),
                     AbortSignal.timeout(5000),
                   )
                 return swimFrames.send(peerId, data, dial)
               },
-              reset: (peerId, reason) => swimFrames.reset(peerId, reason),
-              on: (event, listener) => swimFrames.on(event, listener),
-              off: (event, listener) => swimFrames.off(event, listener),
+              reset: (peerId, reason) => {
+                swimDatagrams?.reset(peerId)
+                swimFrames.reset(peerId, reason)
+              },
+              on: (event, listener) => {
+                swimDatagrams?.on(event, listener)
+                swimFrames.on(event, listener)
+              },
+              off: (event, listener) => {
+                swimDatagrams?.off(event, listener)
+                swimFrames.off(event, listener)
+              },
             },
             replica,
             signer,
@@ -229,6 +262,7 @@ export function buildUnits(
     beats,
     detector,
     swimFrames,
+    swimDatagrams,
     swim,
     liveness,
     heartbeat,
@@ -242,6 +276,8 @@ export function buildUnits(
       sync,
       beats,
       swimFrames,
+      // Before the heartbeat: if it cannot listen, the first record written already says so.
+      ...(swimDatagrams === undefined ? [] : [swimDatagrams]),
       detector,
       ...(swim === undefined ? [] : [swim]),
       heartbeat,

@@ -14,10 +14,13 @@ import type { LivenessStatus } from './liveness-state.ts'
 import { decodeSwimFrame, encodeSwimFrame, SwimFrameError } from './swim/codec.ts'
 import { type MemberState, type Message, Swim, type SwimConfig } from './swim/swim.ts'
 
-/** Where SWIM frames go and come from: `FrameChannel` on `SWIM_PROTOCOL`, dialling when needed. */
+/**
+ * Where SWIM frames go and come from: UDP datagrams to members whose record declares `datagram`
+ * (`DatagramChannel`), else `FrameChannel` on `SWIM_PROTOCOL`, dialling when needed.
+ */
 export interface SwimTransport {
-  /** Queues a frame to a peer, dialling `multiaddrs` (a node record's) when not connected. */
-  send(peerId: string, data: Uint8Array, multiaddrs: unknown): boolean
+  /** Sends a frame to the member of `record`, whose peer id is `peerId`. */
+  send(peerId: string, data: Uint8Array, record: Node): boolean
   /** Closes the connections to a peer that answers nothing on them, though it is up. */
   reset(peerId: string, reason: string): void
   on(event: 'frame', listener: (from: string, data: Uint8Array) => void): unknown
@@ -259,7 +262,7 @@ export class SwimDetector extends EventEmitter<FailureDetectorEvents> implements
     this.sent.bytes += frame.length
     this.sent.largest = Math.max(this.sent.largest, frame.length)
     try {
-      this.#components.transport.send(peerId, frame, record!.multiaddrs)
+      this.#components.transport.send(peerId, frame, record!)
     } catch (err) {
       this.#log.error({ err, to }, 'cannot send a SWIM frame')
     }

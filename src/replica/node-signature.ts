@@ -18,6 +18,9 @@ import type { Version } from './version.ts'
  *   statement rather than the relay's word.
  * - its SWIM **alive** statements (liveness/swim): `(node id, incarnation)`, passed on by other members
  *   on its behalf. A record whose `signs` lists `alive` is of a node that speaks SWIM.
+ * - its SWIM **datagrams** (p2p/datagram-channel.ts): each UDP datagram, so its sender is proven without
+ *   a connection. A record whose `signs` lists `datagram` is of a node that takes SWIM frames as UDP
+ *   datagrams on its libp2p TCP port number.
  *
  * A signed record lists in `signs` the writes its node signs; a reader then refuses those writes
  * unsigned. Records of the previous release (signed, without `signs`) keep their unsigned status
@@ -26,7 +29,7 @@ import type { Version } from './version.ts'
  */
 
 /** What a node of this release signs besides its record (its record's `signs`). */
-export const SIGNED_WRITES = ['beat', 'status', 'alive'] as const
+export const SIGNED_WRITES = ['beat', 'status', 'alive', 'datagram'] as const
 export type SignedWrite = (typeof SIGNED_WRITES)[number]
 
 /** DER prefixes that turn a raw Ed25519 key into PKCS #8 (private) or SPKI (public) form. */
@@ -50,6 +53,10 @@ export interface NodeSigner {
   signBeat(beatT: number): string
   /** The signature of our SWIM alive at `incarnation`, base64. */
   signAlive(incarnation: number): string
+  /** The signature (64 bytes) of one of our SWIM datagrams, `bytes` being all of it before the signature. */
+  signDatagram(bytes: Uint8Array): Buffer
+  /** Stops declaring `kind` in the records signed from now on (the agent cannot take UDP datagrams). */
+  withdraw(kind: SignedWrite): void
 }
 
 const versionTuple = (v: Version) => [v.ts, v.c, v.node]
@@ -76,6 +83,10 @@ function aliveBytes(nodeId: string, incarnation: number): Buffer {
   return Buffer.from(stringify({ alive: [nodeId, incarnation] }) as string)
 }
 
+/** What a datagram's signature covers: a domain tag, then the datagram up to its signature. */
+const DATAGRAM_DOMAIN = Buffer.from('p2p-registry/swim-datagram/1\n')
+const datagramBytes = (bytes: Uint8Array) => Buffer.concat([DATAGRAM_DOMAIN, bytes])
+
 /**
  * A signer for `nodeId`'s writes from its libp2p Ed25519 private key (`raw`: 32 bytes of seed then
  * 32 of public key, as `@libp2p/crypto` keeps it). `declared` is what its records say it signs (tests
@@ -93,11 +104,12 @@ export function nodeSigner(
     type: 'pkcs8',
   })
   const signed = (bytes: Buffer) => sign(null, bytes, key).toString('base64')
+  let signsNow = [...declared]
   return {
     nodeId,
     peerId,
     sign(record, version) {
-      const withSigns = { ...record, signs: [...declared] }
+      const withSigns = { ...record, signs: [...signsNow] }
       return { ...withSigns, signature: signed(recordBytes(withSigns, version)) }
     },
     signStatus(instance, version, basedOn) {
@@ -109,7 +121,19 @@ export function nodeSigner(
     signAlive(incarnation) {
       return signed(aliveBytes(nodeId, incarnation))
     },
+    signDatagram(bytes) {
+      return sign(null, datagramBytes(bytes), key)
+    },
+    withdraw(kind) {
+      signsNow = signsNow.filter((k) => k !== kind)
+    },
   }
+}
+
+/** Whether `signature` is `peerId`'s key's signature of a datagram whose bytes before it are `bytes`. */
+export function checkDatagramSignature(peerId: string, bytes: Uint8Array, signature: Uint8Array): boolean {
+  const key = publicKeyOf(peerId)
+  return key !== null && verify(null, datagramBytes(bytes), key, signature)
 }
 
 export type SignatureCheck = 'unsigned' | 'valid' | 'invalid'

@@ -86,7 +86,7 @@ describe('Heartbeat', () => {
       multiaddrs: [`/ip4/127.0.0.1/tcp/11338/p2p/${s.peerId}`],
       peerId: s.peerId.toString(),
       signature: expect.any(String),
-      signs: ['beat', 'status', 'alive'],
+      signs: ['beat', 'status', 'alive', 'datagram'],
     })
     expect(checkNodeSignature(record, s.replica.entry('node/node-a')!.version)).toBe('valid')
     expect(s.beats.sent).toHaveLength(1)

@@ -29,10 +29,11 @@ export interface LivenessNodeOptions {
   /** Start the heartbeat (tests that watch the first beats start it themselves). @default false */
   startHeartbeat?: boolean
   /**
-   * `beats`: a node of the previous release (its record does not say it speaks SWIM), whose liveness
-   * comes from beats. @default 'swim'
+   * `beats`: a node of a release before SWIM (its record does not say it speaks SWIM), whose liveness
+   * comes from beats. `swim-streams`: a node of the first SWIM release, which sends and takes SWIM
+   * frames on libp2p streams only (its record does not declare `datagram`). @default 'swim'
    */
-  protocol?: 'swim' | 'beats'
+  protocol?: 'swim' | 'swim-streams' | 'beats'
   /** The node's key, to restart a node as itself (its id is bound to its key). @default a new one */
   key?: PrivateKey
 }
@@ -58,7 +59,11 @@ export async function startLivenessNode(
       probeIntervalMs: DEFAULT_PROBE_INTERVAL_MS,
       maxDriftMs: DEFAULT_MAX_DRIFT_MS,
       peers: [],
-      tuning: { heartbeat: init, detector: init },
+      tuning: {
+        heartbeat: init,
+        detector: init,
+        ...(protocol === 'swim-streams' ? { swimDatagrams: false } : {}),
+      },
     },
     { libp2p, replica, log, signer },
   )

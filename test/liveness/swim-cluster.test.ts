@@ -3,6 +3,8 @@
  * no beats sent, a stopped node flagged on every other within SWIM's bound, a restarted one back, a
  * cluster mixed with a node of the previous release, and bad frames on the SWIM protocol.
  */
+
+import { createSocket } from 'node:dgram'
 import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -34,6 +36,8 @@ describe('SWIM over libp2p (nodes on 127.0.0.1)', () => {
       nodes.every((n, i) => n.swim!.counts.accepted > framesBefore[i]! + 20),
     )
     expect(seesAll(nodes)).toBe(true)
+    // Frames went as UDP datagrams, signed by their senders: no SWIM stream was needed.
+    expect(nodes.every((n) => n.swimDatagrams!.counts.accepted > 20)).toBe(true)
     // Every node speaks SWIM: nobody beats.
     expect(nodes.map((n) => n.detector.counts().accepted)).toEqual(beatsBefore)
     expect(nodes.every((n) => !n.liveness.beatsNeeded())).toBe(true)
@@ -93,6 +97,28 @@ describe('SWIM over libp2p (nodes on 127.0.0.1)', () => {
     nodes = swimmers
   })
 
+  it('runs beside a node of the first SWIM release: frames to it go on streams, all see all, its death is seen', async () => {
+    const current = await Promise.all([0, 1].map((i) => startLivenessNode(`node-${i}`, INIT)))
+    const first = await startLivenessNode('node-2', INIT, { protocol: 'swim-streams' })
+    nodes = [...current, first]
+    await connectAll(nodes)
+    await Promise.all(nodes.map((n) => n.heartbeat.start()))
+    await waitFor('all alive everywhere', () => seesAll(nodes), { timeoutMs: 10_000 })
+    const accepted = first.swim!.counts.accepted
+    await waitFor(
+      'the first-release node to hear frames on its streams',
+      () => first.swim!.counts.accepted > accepted + 10,
+    )
+    expect(first.swimDatagrams).toBeUndefined()
+    expect(current.every((n) => n.swimDatagrams!.counts.accepted > 0)).toBe(true)
+    expect(seesAll(nodes)).toBe(true)
+    await first.stop()
+    await waitFor('the first-release node unreachable on the current ones', () =>
+      current.every((n) => n.liveness.status('node-2') === 'unreachable'),
+    )
+    nodes = current
+  })
+
   it('refuses garbage and frames that speak for another node, and keeps running', async () => {
     nodes = await startLivenessCluster(2, INIT)
     const [a, b] = nodes as [LivenessNode, LivenessNode]
@@ -112,6 +138,22 @@ describe('SWIM over libp2p (nodes on 127.0.0.1)', () => {
         'frames judged',
         () => a.swim!.counts['rejected-malformed'] >= 2 && a.swim!.counts['ignored-peer-mismatch'] >= 1,
       )
+      // The same over UDP: garbage, and mallory's own signed datagram speaking for b.
+      const udp = createSocket('udp4')
+      const port = Number(a.libp2p.getMultiaddrs()[0]!.toString().split('/')[4])
+      const mismatches = a.swim!.counts['ignored-peer-mismatch']
+      for (const datagram of [
+        Buffer.from('garbage'),
+        Buffer.alloc(100, 0x53),
+        mallory.swimDatagrams!.datagram(spoofed),
+      ])
+        udp.send(datagram, port, '127.0.0.1')
+      await waitFor('datagrams judged', () => a.swimDatagrams!.counts['rejected-malformed'] >= 2)
+      await waitFor(
+        'the spoofing datagram ignored',
+        () => a.swim!.counts['ignored-peer-mismatch'] > mismatches,
+      )
+      udp.close()
       const frames = a.swim!.counts.accepted
       await waitFor('probes go on', () => a.swim!.counts.accepted > frames + 5)
       expect(a.liveness.status(b.id)).toBe('alive')

@@ -4,6 +4,8 @@
  * rolling upgrade. Either the old reader copes (a field it ignores or keeps), or the format needs a new
  * protocol id or topic; then update the example and docs/protocols.md.
  */
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
 import { decodeBeat, encodeBeat } from '../../src/liveness/beat.ts'
 import {
@@ -24,9 +26,17 @@ import {
   SWIM_PROTOCOL,
   SYNC_PROTOCOL,
 } from '../../src/model/wire.ts'
+import {
+  DATAGRAM_SEALED,
+  DATAGRAM_SIGNED,
+  DatagramChannel,
+  MAX_DATAGRAM_BYTES,
+} from '../../src/p2p/datagram-channel.ts'
 import { decodeChangesMessage, encodeChangesMessages } from '../../src/p2p/gossip-codec.ts'
 import { decodeFrame, encodeDigest, encodeFrame, type Frame } from '../../src/p2p/sync/messages.ts'
 import { type Change, decodeChange, decodeEntry, encodeEntry } from '../../src/replica/change.ts'
+import { nodeSigner } from '../../src/replica/node-signature.ts'
+import { createLogger } from '../../src/support/logger.ts'
 
 const text = new TextDecoder()
 const bytes = (s: string) => new TextEncoder().encode(s)
@@ -64,6 +74,8 @@ const CHANGE_JSON =
   '"basedOn":{"ts":1796558399000,"c":0,"node":"node-b"}}'
 const TOMBSTONE_JSON =
   '{"kind":"definition","id":"def-1","version":{"ts":1796558400001,"c":0,"node":"node-b"},"value":null}'
+const PINNED_DATAGRAM_SIGNATURE =
+  '263b96682ab8dcb2274eaaf417bc8d356e5f23a9be7e1adcaef990673960ac9c66728ba9fb2a1aa81b0e7b63b2b9442d648d1c6a631923d136c2e10c6ac4f908'
 const DIGEST = encodeDigest(Buffer.alloc(32, 0xab))
 
 describe('wire identifiers and limits', () => {
@@ -208,6 +220,59 @@ describe(`SWIM frame on ${SWIM_PROTOCOL}`, () => {
       'update.i must be an incarnation number',
     )
     expect(() => decodeSwimFrame(new Uint8Array(MAX_SWIM_FRAME_BYTES + 1))).toThrow('exceeds')
+  })
+})
+
+// A fixed key (Ed25519 signatures are deterministic) and a fixed clock: datagram bytes are pinned.
+const DATAGRAM_KEY = await generateKeyPairFromSeed('Ed25519', new Uint8Array(32).fill(7))
+const SILENT = await createLogger('silent')
+
+describe('SWIM datagram (UDP, on the libp2p TCP port number)', () => {
+  const peerId = peerIdFromPrivateKey(DATAGRAM_KEY).toString()
+  const at = 1796558400000
+  const channel = async (clusterKey?: string) =>
+    new DatagramChannel(
+      {
+        bind: () => [],
+        maxFrameBytes: 16384,
+        now: () => at,
+        ...(clusterKey === undefined ? {} : { clusterKey }),
+      },
+      { signer: nodeSigner('node-a', peerId, DATAGRAM_KEY.raw), log: SILENT },
+    )
+  const frame = bytes('{"t":"ping","seq":1,"from":"node-a","d":"0123456789abcdef"}')
+
+  it('is 0x53, the peer id, the time sent, the frame, then the signature, as pinned', async () => {
+    const datagram = (await channel()).datagram(frame)
+    const head = Buffer.concat([
+      Buffer.of(0x53, peerId.length),
+      Buffer.from(peerId),
+      Buffer.from('000001a24b39aa00', 'hex'),
+    ])
+    expect(peerId).toBe('12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7')
+    expect(datagram.subarray(0, head.length)).toEqual(head)
+    expect(datagram.subarray(head.length, head.length + frame.length)).toEqual(Buffer.from(frame))
+    expect(datagram.subarray(head.length + frame.length).toString('hex')).toBe(PINNED_DATAGRAM_SIGNATURE)
+    expect({ DATAGRAM_SIGNED, DATAGRAM_SEALED, MAX_DATAGRAM_BYTES }).toEqual({
+      DATAGRAM_SIGNED: 0x53,
+      DATAGRAM_SEALED: 0x73,
+      MAX_DATAGRAM_BYTES: 61440,
+    })
+  })
+
+  it('is read back by a receiver, and sealed under a cluster key as 0x73, a nonce, the sealed datagram and its tag', async () => {
+    const receiver = await channel()
+    const frames: Uint8Array[] = []
+    receiver.on('frame', (from, data) => from === peerId && frames.push(data))
+    expect(receiver.receive((await channel()).datagram(frame), { host: '127.0.0.1', port: 1 })).toBe(
+      'accepted',
+    )
+    expect(Buffer.from(frames[0]!)).toEqual(Buffer.from(frame))
+    const sealed = (await channel('k')).datagram(frame)
+    const plain = (await channel()).datagram(frame)
+    expect(sealed[0]).toBe(0x73)
+    expect(sealed.length).toBe(1 + 12 + plain.length + 16)
+    expect((await channel('k')).receive(sealed, { host: '127.0.0.1', port: 1 })).toBe('accepted')
   })
 })
 
