@@ -33,7 +33,8 @@ RUN rm -rf /usr/local/lib/node_modules /usr/local/bin/npm /usr/local/bin/npx /us
  && mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
-EXPOSE 11337 11338
+# HTTP API; libp2p (TCP) and SWIM datagrams (UDP) on the same port number.
+EXPOSE 11337 11338 11338/udp
 
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:11337/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

@@ -231,11 +231,19 @@ try {
   await sleep(3000) // let gossipsub meshes settle (GRAFT happens on its 1 s heartbeat)
 
   // Propagation: a stream of writes on agent 0, one every 10 ms.
+  const pids = new Set(children.map((c) => c.pid))
+  const sentDuring = async () => {
+    const tcp = bytesSentByPid(pids)
+    const udp = (await Promise.all(children.map(stats))).reduce((sum, s) => sum + s.datagramBytes, 0)
+    return { bytes: [...tcp.values()].reduce((a, b) => a + b, 0) + udp, at: performance.now() }
+  }
+  const writesSent0 = await sentDuring()
   await request(first, { type: 'write', count: WRITES, intervalMs: WRITE_INTERVAL_MS }, 'write-done')
   const others = children.slice(1).map((c) => c.index)
   await waitUntil('every write seen everywhere', 10_000, async () =>
     [...wrote.keys()].every((id) => others.every((i) => seen.get(id)?.has(i))),
   ).catch((err: Error) => console.log(`  warning: ${err.message}`))
+  const writesSent1 = await sentDuring()
   const latencies: number[] = []
   let missing = 0
   for (const [id, at] of wrote) {
@@ -278,7 +286,6 @@ try {
 
   // Idle: traffic, CPU and memory over IDLE_SECONDS with no writes.
   await sleep(5000)
-  const pids = new Set(children.map((c) => c.pid))
   const bytes0 = bytesSentByPid(pids)
   const stats0 = await Promise.all(children.map(stats))
   await sleep(IDLE_SECONDS * 1000)
@@ -305,6 +312,16 @@ try {
       `${during('gossipMessages')} gossip messages received, all agents together`,
   )
   figures.idleBytesPerNodePerS = median(rates)
+  // What the writes cost the whole cluster, less what it sends idle over as long: bytes per change,
+  // and in copies of the gossip message per node (1: each node got the change once, nothing more).
+  const idleTotal = rates.reduce((a, b) => a + b, 0)
+  const writesSeconds = (writesSent1.at - writesSent0.at) / 1000
+  figures.clusterBytesPerChange = (writesSent1.bytes - writesSent0.bytes - idleTotal * writesSeconds) / WRITES
+  figures.copiesPerNodePerChange = figures.clusterBytesPerChange / AGENTS / figures.gossipMessageBytes
+  console.log(
+    `writes: ${(figures.clusterBytesPerChange / 1024).toFixed(1)} KB sent cluster-wide per change (TCP and UDP, idle traffic subtracted), ` +
+      `${figures.copiesPerNodePerChange.toFixed(2)} times the gossip message per node`,
+  )
   figures.idleCpuPerNodePct = (100 * cpuSeconds) / seconds / AGENTS
   figures.beatBytes = median(stats1.map((s) => s.beatBytes))
   figures.swimFramesPerNodePerS = during('swimFrames') / seconds / AGENTS

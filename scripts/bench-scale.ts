@@ -58,6 +58,10 @@ const lines: Array<[string, (r: Record<string, number>) => string]> = [
     (r) => `${(r.swimFrameBytes ?? 0).toFixed(0)} / ${r.swimLargestBytes ?? 0} B`,
   ],
   ['gossip message (one change)', (r) => `${r.gossipMessageBytes!.toFixed(0)} B`],
+  [
+    'bytes sent cluster-wide per change (× message × N)',
+    (r) => `${(r.clusterBytesPerChange! / 1024).toFixed(1)} KB (${r.copiesPerNodePerChange!.toFixed(2)})`,
+  ],
   ['every node sees every node alive', (r) => s(r.membershipMs!)],
   ['write propagation p50 / p99', (r) => `${ms(r.propagationP50Ms!)} / ${ms(r.propagationP99Ms!)}`],
   ['write to all agents p99', (r) => ms(r.propagationAllP99Ms!)],

@@ -168,6 +168,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
         antiEntropy: () => sync.stats,
         liveness: () => liveness.statusCounts(),
         beats: () => ({ outcomes: detector.counts(), stalledResets: beats.stalledResets }),
+        ...(swimDatagrams === undefined ? {} : { swimDatagrams: () => swimDatagrams.counts }),
         lifecycle: () => ({
           selfPreserving: reaper.selfPreserving,
           deregistered: prober.stats.deregistered,

@@ -184,7 +184,8 @@ export const OPTIONS = [
     env: 'OB_P2P_LISTEN',
     flag: '--p2p-listen',
     default: '/ip4/0.0.0.0/tcp/11338',
-    description: 'libp2p listen multiaddrs, comma-separated.',
+    description:
+      'libp2p listen multiaddrs, comma-separated. SWIM datagrams use UDP on the same port numbers.',
     parse: (raw) => (optional(raw) === undefined ? ['/ip4/0.0.0.0/tcp/11338'] : list(raw)),
   }),
   option({

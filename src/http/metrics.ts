@@ -30,6 +30,8 @@ export interface MetricsSources {
   liveness?(): Record<LivenessState, number>
   /** Beats heard from peers by what the failure detector made of them (`BeatOutcome`), and beat streams reset. */
   beats?(): { outcomes: Readonly<Record<string, number>>; stalledResets: number }
+  /** SWIM datagrams heard, by outcome (`DatagramOutcome`). */
+  swimDatagrams?(): Readonly<Record<string, number>>
   /** Instance lifecycle: self-preservation, deregistrations, reaped nodes and instances, heartbeats. */
   lifecycle?(): LifecycleMetricsSource
 }
@@ -130,6 +132,13 @@ export function createMetrics(
     'Beats heard from directly connected peers, by what the failure detector made of them',
     'outcome',
     () => sources.beats?.().outcomes,
+  )
+  mirrorCounter(
+    registry,
+    'swim_datagrams_total',
+    'SWIM datagrams heard, by outcome: accepted, or dropped (malformed, unsealed, stale, over the rate, bad signature)',
+    'outcome',
+    () => sources.swimDatagrams?.(),
   )
   mirrorCounter(
     registry,

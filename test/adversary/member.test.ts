@@ -28,7 +28,7 @@ import {
   waitMeshed,
 } from '../support/cluster.ts'
 import { type AgentProcess, startAgentUp } from '../support/process-agent.ts'
-import { waitFor } from '../support/wait.ts'
+import { namedStep, waitFor } from '../support/wait.ts'
 import { type Attacker, CLUSTER_KEY, instanceChange, startAttacker } from './attacker.ts'
 
 const MAX_ENTITIES = 2_000
@@ -81,8 +81,9 @@ describe('a misbehaving member of the cluster', () => {
   }, 60_000)
 
   afterAll(async () => {
-    await attacker?.stop()
-    await cluster?.stop()
+    await namedStep('attacker.stop', async () => attacker?.stop())
+    for (const agent of cluster?.agents ?? []) await namedStep(`${agent.nodeId}.stop`, () => agent.stop())
+    await namedStep('cluster.stop', async () => cluster?.stop())
   })
 
   it('cannot stop replication with one version whose counter is spent, 4.9 s ahead', async () => {

@@ -74,7 +74,7 @@ interface Node {
   multiaddrs?: string[]
 }
 const nodes = (agent: (typeof AGENTS)[number]) =>
-  json<{ nodes: Array<Node & { status?: string }> }>(agent, '/nodes', { method: 'POST', body: '{}' })
+  json<{ nodes: Array<Node & { liveness?: string }> }>(agent, '/nodes', { method: 'POST', body: '{}' })
 const definitions = (agent: (typeof AGENTS)[number]) =>
   json<{ definitions: Array<{ id: string }> }>(agent, '/definitions')
 
@@ -155,8 +155,11 @@ describe.skipIf(skip)(
       await script('up')
       for (const agent of AGENTS)
         await waitFor(
-          `${agent} to list the three agents`,
-          async () => (await nodes(agent))?.nodes.filter((n) => AGENTS.includes(n.id as never)).length === 3,
+          `${agent} to see the three agents alive (SWIM datagrams cross the compose network)`,
+          async () =>
+            (await nodes(agent))?.nodes.filter(
+              (n) => AGENTS.includes(n.id as never) && n.liveness === 'alive',
+            ).length === 3,
           { timeoutMs: 90_000, everyMs: 250 },
         )
       figures['compose up to every node seeing every node'] =
@@ -174,6 +177,10 @@ describe.skipIf(skip)(
           },
         )
       figures['write through agent-1 read on agents 2 and 3'] = `${Date.now() - written} ms`
+      // Liveness crossed the compose network as SWIM datagrams (UDP on the libp2p port number).
+      const metrics = await (await fetch(`http://127.0.0.1:${PORT['agent-1']}/metrics`)).text()
+      const accepted = /p2p_registry_swim_datagrams_total\{outcome="accepted"\} (\d+)/.exec(metrics)
+      expect(Number(accepted?.[1])).toBeGreaterThan(0)
     })
 
     it('runs each agent as PID 1 and non-root, with its data in its named volume', async () => {

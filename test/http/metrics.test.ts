@@ -30,6 +30,7 @@ describe('GET /metrics', () => {
         }),
         liveness: () => ({ alive: 3, suspect: 1, unreachable: 0 }),
         beats: () => ({ outcomes: { accepted: 40, 'rejected-malformed': 2 }, stalledResets: 1 }),
+        swimDatagrams: () => ({ accepted: 90, 'rejected-signature': 4 }),
       },
     })
   })
@@ -65,6 +66,8 @@ describe('GET /metrics', () => {
     expect(value(text, 'p2p_registry_beats_total{outcome="accepted"}')).toBe(40)
     expect(value(text, 'p2p_registry_beats_total{outcome="rejected-malformed"}')).toBe(2)
     expect(value(text, 'p2p_registry_beat_streams_reset_total{reason="stalled"}')).toBe(1)
+    expect(value(text, 'p2p_registry_swim_datagrams_total{outcome="accepted"}')).toBe(90)
+    expect(value(text, 'p2p_registry_swim_datagrams_total{outcome="rejected-signature"}')).toBe(4)
     expect(text).toContain('p2p_registry_process_resident_memory_bytes')
 
     // Read again at the next scrape: nothing was pushed.

@@ -17,3 +17,20 @@ export async function waitFor<T>(
     await new Promise((resolve) => setTimeout(resolve, everyMs))
   }
 }
+
+/**
+ * Runs `step` (a teardown), and if it is still running after `warnAfterMs`, says so on stderr naming
+ * it: a hook that times out then shows which step hung (a CI flake left no other trace).
+ */
+export async function namedStep<T>(name: string, step: () => Promise<T>, warnAfterMs = 10_000): Promise<T> {
+  const started = Date.now()
+  const timer = setInterval(
+    () => console.warn(`[teardown] ${name} still running after ${Date.now() - started} ms`),
+    warnAfterMs,
+  )
+  try {
+    return await step()
+  } finally {
+    clearInterval(timer)
+  }
+}

@@ -127,7 +127,6 @@ export class Swim {
   readonly #members = new Map<string, Member>()
   /** Member ids in an array, for O(1) random picks (swap-removed). */
   readonly #ids: string[] = []
-  readonly #idIndex = new Map<string, number>()
   /** Members suspected now: what `tick` checks for timeouts. */
   readonly #suspects = new Set<string>()
   readonly #queue = new Map<string, Queued>()
@@ -139,7 +138,9 @@ export class Swim {
   #signedAlive: Update | undefined
   #lhm = 0
   #seq = 0
+  /** This round's probe order, and the next place in it. */
   #order: string[] = []
+  #orderAt = 0
   #probe: Probe | undefined
   #nextProbeAt = 0
   #nextGossipAt = 0
@@ -187,8 +188,10 @@ export class Swim {
       this.#members.get(node)!.state = 'dead'
       return
     }
-    // Probed soon: inserted at a random place in this round.
-    this.#order.splice(Math.floor(this.#deps.random() * (this.#order.length + 1)), 0, node)
+    // Probed this round, at a random place among the members not yet probed (swapped there: O(1)).
+    this.#order.push(node)
+    const at = this.#orderAt + Math.floor(this.#deps.random() * (this.#order.length - this.#orderAt))
+    ;[this.#order[at], this.#order[this.#order.length - 1]] = [node, this.#order[at]!]
   }
 
   /** Forgets a member (its record was deleted or reaped). */
@@ -196,19 +199,15 @@ export class Swim {
     if (!this.#members.delete(node)) return
     this.#queue.delete(node)
     this.#suspects.delete(node)
-    const at = this.#idIndex.get(node)!
+    // O(N), and rare (a record deleted or reaped): an index of positions would cost memory per member.
+    const at = this.#ids.indexOf(node)
     const last = this.#ids.pop()!
-    if (last !== node) {
-      this.#ids[at] = last
-      this.#idIndex.set(last, at)
-    }
-    this.#idIndex.delete(node)
+    if (last !== node) this.#ids[at] = last
     // Left in #order: #nextTarget skips ids that are no longer members.
   }
 
   #addMember(node: string, incarnation: number, signature?: string): void {
     this.#members.set(node, { state: 'alive', incarnation, signature })
-    this.#idIndex.set(node, this.#ids.length)
     this.#ids.push(node)
   }
 
@@ -383,11 +382,12 @@ export class Swim {
   /** Members not known dead, round-robin over a list shuffled once per round. */
   #nextTarget(): string | undefined {
     for (let tries = 0; tries < 2; tries++) {
-      while (this.#order.length > 0) {
-        const node = this.#order.shift()!
+      while (this.#orderAt < this.#order.length) {
+        const node = this.#order[this.#orderAt++]!
         if (this.#members.get(node)?.state !== 'dead' && this.#members.has(node)) return node
       }
       this.#order = shuffle([...this.#ids], this.#deps.random)
+      this.#orderAt = 0
     }
     return undefined
   }
