@@ -12,6 +12,8 @@ import {
   resolveThresholds,
   SwimDetector,
   type SwimDetectorInit,
+  SwimTransports,
+  type SwimTransportsInit,
 } from '../liveness/index.ts'
 import { MAX_SWIM_FRAME_BYTES } from '../liveness/swim/codec.ts'
 import type { CheckType } from '../model/index.ts'
@@ -22,7 +24,7 @@ import { FrameChannel } from '../p2p/frame-channel.ts'
 import { Gossip } from '../p2p/gossip.ts'
 import type { RegistryLibp2p } from '../p2p/libp2p-node.ts'
 import { AntiEntropy, type AntiEntropyInit } from '../p2p/sync/index.ts'
-import { type NodeSigner, signs } from '../replica/node-signature.ts'
+import type { NodeSigner } from '../replica/node-signature.ts'
 import type { Replica } from '../replica/replica.ts'
 import { TombstonePurger } from '../replica/tombstone-purger.ts'
 import type { Logger } from '../support/logger.ts'
@@ -63,6 +65,7 @@ export interface UnitSettings {
     swim?: SwimDetectorInit
     /** False: SWIM frames on streams only, as the first SWIM release sent them. */
     swimDatagrams?: false
+    swimTransports?: SwimTransportsInit
     sync?: AntiEntropyInit
     reaper?: ReaperInit
   }
@@ -88,6 +91,8 @@ export interface AgentUnits {
   swimFrames: FrameChannel
   /** SWIM frames as signed UDP datagrams; none without a signer. */
   swimDatagrams: DatagramChannel | undefined
+  /** Datagrams, streams, and the stream fallback between them; none without a signer. */
+  swimTransports: SwimTransports | undefined
   /** SWIM; none without a signer (its alive statements are signed). */
   swim: SwimDetector | undefined
   /** Both detectors as one view: what the API, DNS and the reaper read. */
@@ -156,39 +161,23 @@ export function buildUnits(
           },
           { signer, log: log.child({ unit: 'swim-datagrams' }) },
         )
-  const swim =
+  const swimTransports =
     signer === undefined
+      ? undefined
+      : new SwimTransports(tuning.swimTransports ?? {}, {
+          datagrams: swimDatagrams,
+          frames: swimFrames,
+          dial: (peerId, multiaddrs) => () =>
+            dialNode(libp2p, peerIdFromString(peerId), dialableAddrs(multiaddrs), AbortSignal.timeout(5000)),
+          record: (id) => replica.get('node', id),
+        })
+  const swim =
+    signer === undefined || swimTransports === undefined
       ? undefined
       : new SwimDetector(
           { heartbeatIntervalMs, ...tuning.swim },
           {
-            transport: {
-              // A datagram to a member that takes them; a stream to one of the previous release.
-              send: (peerId, data, record) => {
-                if (signs(record, 'datagram') && swimDatagrams?.send(peerId, data, record.multiaddrs))
-                  return true
-                const dial = () =>
-                  dialNode(
-                    libp2p,
-                    peerIdFromString(peerId),
-                    dialableAddrs(record.multiaddrs),
-                    AbortSignal.timeout(5000),
-                  )
-                return swimFrames.send(peerId, data, dial)
-              },
-              reset: (peerId, reason) => {
-                swimDatagrams?.reset(peerId)
-                swimFrames.reset(peerId, reason)
-              },
-              on: (event, listener) => {
-                swimDatagrams?.on(event, listener)
-                swimFrames.on(event, listener)
-              },
-              off: (event, listener) => {
-                swimDatagrams?.off(event, listener)
-                swimFrames.off(event, listener)
-              },
-            },
+            transport: swimTransports,
             replica,
             signer,
             nodeId,
@@ -263,6 +252,7 @@ export function buildUnits(
     detector,
     swimFrames,
     swimDatagrams,
+    swimTransports,
     swim,
     liveness,
     heartbeat,

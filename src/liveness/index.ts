@@ -101,6 +101,7 @@ export {
   speaksSwim,
   swimTimings,
 } from './swim-detector.ts'
+export { SwimTransports, type SwimTransportsComponents, type SwimTransportsInit } from './swim-transport.ts'
 export {
   DEFAULT_PROBE_PORTS,
   type ProbeTarget,

@@ -19,8 +19,8 @@ import { type MemberState, type Message, Swim, type SwimConfig } from './swim/sw
  * (`DatagramChannel`), else `FrameChannel` on `SWIM_PROTOCOL`, dialling when needed.
  */
 export interface SwimTransport {
-  /** Sends a frame to the member of `record`, whose peer id is `peerId`. */
-  send(peerId: string, data: Uint8Array, record: Node): boolean
+  /** Sends a frame (`message`, encoded as `data`) to the member of `record`, whose peer id is `peerId`. */
+  send(peerId: string, data: Uint8Array, record: Node, message: Message): boolean
   /** Closes the connections to a peer that answers nothing on them, though it is up. */
   reset(peerId: string, reason: string): void
   on(event: 'frame', listener: (from: string, data: Uint8Array) => void): unknown
@@ -262,7 +262,7 @@ export class SwimDetector extends EventEmitter<FailureDetectorEvents> implements
     this.sent.bytes += frame.length
     this.sent.largest = Math.max(this.sent.largest, frame.length)
     try {
-      this.#components.transport.send(peerId, frame, record!)
+      this.#components.transport.send(peerId, frame, record!, message)
     } catch (err) {
       this.#log.error({ err, to }, 'cannot send a SWIM frame')
     }

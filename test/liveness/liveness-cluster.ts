@@ -5,6 +5,7 @@ import {
   DEFAULT_PROBE_INTERVAL_MS,
   type FailureDetectorInit,
   type HeartbeatInit,
+  type SwimTransportsInit,
 } from '../../src/liveness/index.ts'
 import { CHANGES_TOPIC } from '../../src/model/wire.ts'
 import { createP2PNode, type RegistryLibp2p } from '../../src/p2p/libp2p-node.ts'
@@ -36,6 +37,8 @@ export interface LivenessNodeOptions {
   protocol?: 'swim' | 'swim-streams' | 'beats'
   /** The node's key, to restart a node as itself (its id is bound to its key). @default a new one */
   key?: PrivateKey
+  /** How SWIM falls back from datagrams to streams. */
+  swimTransports?: SwimTransportsInit
 }
 
 /**
@@ -45,7 +48,7 @@ export interface LivenessNodeOptions {
 export async function startLivenessNode(
   id: string,
   init: HeartbeatInit & FailureDetectorInit,
-  { startHeartbeat = false, protocol = 'swim', key: given }: LivenessNodeOptions = {},
+  { startHeartbeat = false, protocol = 'swim', key: given, swimTransports }: LivenessNodeOptions = {},
 ): Promise<LivenessNode> {
   const log = testLogger().child({ node: id })
   const { key, signer } = await nodeIdentity(id, protocol === 'beats' ? ['beat', 'status'] : undefined, given)
@@ -62,6 +65,7 @@ export async function startLivenessNode(
       tuning: {
         heartbeat: init,
         detector: init,
+        ...(swimTransports === undefined ? {} : { swimTransports }),
         ...(protocol === 'swim-streams' ? { swimDatagrams: false } : {}),
       },
     },
@@ -119,12 +123,13 @@ export async function connectAll(nodes: readonly LivenessNode[]): Promise<void> 
 export async function startLivenessCluster(
   count: number,
   init: HeartbeatInit & FailureDetectorInit,
-  { startHeartbeats = true, protocol }: { startHeartbeats?: boolean; protocol?: 'swim' | 'beats' } = {},
+  {
+    startHeartbeats = true,
+    ...options
+  }: { startHeartbeats?: boolean } & Pick<LivenessNodeOptions, 'protocol' | 'swimTransports'> = {},
 ): Promise<LivenessNode[]> {
   const nodes = await Promise.all(
-    Array.from({ length: count }, (_, i) =>
-      startLivenessNode(`node-${i}`, init, protocol === undefined ? {} : { protocol }),
-    ),
+    Array.from({ length: count }, (_, i) => startLivenessNode(`node-${i}`, init, options)),
   )
   await connectAll(nodes)
   if (startHeartbeats) await Promise.all(nodes.map((n) => n.heartbeat.start()))

@@ -4,7 +4,9 @@
  * cluster mixed with a node of the previous release, and bad frames on the SWIM protocol.
  */
 
+import { execFile } from 'node:child_process'
 import { createSocket } from 'node:dgram'
+import { promisify } from 'node:util'
 import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -15,6 +17,15 @@ import { connectAll, type LivenessNode, startLivenessCluster, startLivenessNode 
 
 // Probes every 250 ms: suspicion 375 ms to 1.1 s at 4 nodes.
 const HB = 1000
+const run = promisify(execFile)
+/** iptables rules only where they cannot touch the machine's own: root, inside scripts/isolated. */
+const canFirewall =
+  process.getuid?.() === 0 &&
+  process.env.P2P_REGISTRY_ISOLATED === '1' &&
+  (await run('iptables', ['-L', 'INPUT', '-n']).then(
+    () => true,
+    () => false,
+  ))
 const INIT = { heartbeatIntervalMs: HB, recordRefreshMs: 60_000 }
 
 const seesAll = (nodes: readonly LivenessNode[], status = 'alive') =>
@@ -118,6 +129,38 @@ describe('SWIM over libp2p (nodes on 127.0.0.1)', () => {
     )
     nodes = current
   })
+
+  // A firewall that drops the UDP to one node: iptables in the suite's own network namespace.
+  it.skipIf(!canFirewall)(
+    `keeps a node whose inbound UDP is dropped alive: probes fall back to streams${canFirewall ? '' : ' (skipped: needs root in scripts/isolated)'}`,
+    async () => {
+      nodes = await startLivenessCluster(3, INIT)
+      await waitFor('all alive everywhere', () => seesAll(nodes), { timeoutMs: 5000 })
+      const [a, b, blocked] = nodes as [LivenessNode, LivenessNode, LivenessNode]
+      const port = blocked.libp2p.getMultiaddrs()[0]!.toString().split('/')[4]!
+      const rule = ['INPUT', '-p', 'udp', '--dport', port, '-j', 'DROP']
+      await run('iptables', ['-I', ...rule])
+      try {
+        const doubted: string[] = []
+        for (const n of nodes)
+          for (const state of ['suspect', 'unreachable'] as const)
+            n.liveness.on(`node:${state}`, ({ nodeId }) => doubted.push(`${n.id} saw ${nodeId} ${state}`))
+        const dropped = () => blocked.swimDatagrams!.counts.accepted
+        const before = dropped()
+        const accepted = a.swim!.counts.accepted
+        // 20 probe periods.
+        await waitFor('20 probe periods', () => a.swim!.counts.accepted > accepted + 60, {
+          timeoutMs: 20_000,
+        })
+        expect(dropped()).toBe(before) // no datagram reached it
+        expect(a.swimTransports!.streamFallbacks + b.swimTransports!.streamFallbacks).toBeGreaterThan(0)
+        expect(doubted).toEqual([])
+        expect(seesAll(nodes)).toBe(true)
+      } finally {
+        await run('iptables', ['-D', ...rule])
+      }
+    },
+  )
 
   it('refuses garbage and frames that speak for another node, and keeps running', async () => {
     nodes = await startLivenessCluster(2, INIT)
