@@ -2,15 +2,22 @@ import type { Node } from '../model/index.ts'
 import type { DatagramChannel } from '../p2p/datagram-channel.ts'
 import type { Dial, FrameChannel } from '../p2p/frame-channel.ts'
 import { signs } from '../replica/node-signature.ts'
+import { TokenBuckets } from '../support/token-buckets.ts'
+import { decodeSwimFrame } from './swim/codec.ts'
 import type { Message } from './swim/swim.ts'
 import type { SwimTransport } from './swim-detector.ts'
 
 export interface SwimTransportsInit {
   /**
-   * How long a member that sent us a frame on a stream is also answered on one, ms: it may not hear
-   * UDP from us. @default 10000
+   * How long a member that pinged us on a stream has its pings also answered on one, ms: it may not
+   * hear UDP from us. @default 10000
    */
   streamReplyMs?: number
+  /**
+   * New connections a fallback may open per second (a connection costs TCP and Noise handshakes; an
+   * overloaded cluster's failed probes must not turn into a storm of them). @default 1
+   */
+  fallbackDialsPerSecond?: number
 }
 
 export interface SwimTransportsComponents {
@@ -23,8 +30,10 @@ export interface SwimTransportsComponents {
   record(nodeId: string): Node | undefined
 }
 
-/** Last ping frames kept per member, for the stream fallback; past it the map starts over. */
+/** Members whose last pings are kept for the stream fallback; past it the map starts over. */
 const MAX_KEPT_PINGS = 1024
+/** Pings kept per member: a probe's, and those relayed for ping-reqs meanwhile. */
+const PINGS_KEPT = 3
 
 /**
  * Where SWIM frames go: a UDP datagram to a member whose record declares `datagram`, a libp2p stream
@@ -32,7 +41,9 @@ const MAX_KEPT_PINGS = 1024
  * stream as well where UDP may not get through:
  * - a probe that found no direct answer in time (its ping-reqs go out) sends its ping to the member
  *   again on a stream;
- * - a member that reached us on a stream in the last `streamReplyMs` is answered on a stream too.
+ * - a member that pinged us on a stream in the last `streamReplyMs` gets its acks on a stream too.
+ *   Only a ping marks it, and only acks follow: a stream reply never leads to another, so the two
+ *   ends do not keep each other on streams once UDP works again.
  * So a node whose UDP is dropped (a firewall) is not declared dead while its TCP port answers; in a
  * healthy cluster no stream is opened at all.
  */
@@ -41,18 +52,26 @@ export class SwimTransports implements SwimTransport {
   readonly #frames: FrameChannel
   readonly #components: SwimTransportsComponents
   readonly #streamReplyMs: number
-  /** When each member last sent us a frame on a stream, local ms. */
+  /** When each member last pinged us on a stream, local ms. */
   readonly #streamFrom = new Map<string, number>()
-  /** The last ping sent to each member (by peer id), resent on a stream if the probe goes indirect. */
-  readonly #lastPing = new Map<string, Uint8Array>()
+  /**
+   * The last pings sent to each member (by peer id), resent on a stream when a probe of it goes
+   * indirect: ours, and the ones we relay for others' ping-reqs, which share the member.
+   */
+  readonly #lastPings = new Map<string, Uint8Array[]>()
+  readonly #fallbackDials: TokenBuckets
   /** Pings resent on a stream because their probe went indirect. */
   streamFallbacks = 0
+  /** When a frame to a datagram member last went on a stream, local ms (0: never). */
+  lastStreamedAt = 0
 
   constructor(init: SwimTransportsInit, components: SwimTransportsComponents) {
     this.#datagrams = components.datagrams
     this.#frames = components.frames
     this.#components = components
     this.#streamReplyMs = init.streamReplyMs ?? 10_000
+    const dials = init.fallbackDialsPerSecond ?? 1
+    this.#fallbackDials = new TokenBuckets({ ratePerSecond: dials, burst: dials * 2, maxKeys: 1 })
     this.#frames.on('frame', this.#noteStream)
   }
 
@@ -60,17 +79,20 @@ export class SwimTransports implements SwimTransport {
     if (message?.t === 'ping-req') this.#fallBackToStream(message.target)
     if (!this.#takesDatagrams(record)) return this.#stream(peerId, data, record)
     if (message?.t === 'ping') {
-      if (this.#lastPing.size >= MAX_KEPT_PINGS && !this.#lastPing.has(peerId)) this.#lastPing.clear()
-      this.#lastPing.set(peerId, data)
+      if (this.#lastPings.size >= MAX_KEPT_PINGS && !this.#lastPings.has(peerId)) this.#lastPings.clear()
+      this.#lastPings.set(peerId, [...(this.#lastPings.get(peerId) ?? []).slice(-(PINGS_KEPT - 1)), data])
     }
     const sent = this.#datagrams!.send(peerId, data, record.multiaddrs)
-    const streamed = this.#recentlyOnStream(peerId) && this.#stream(peerId, data, record)
+    const streamed =
+      message?.t === 'ack' &&
+      this.#pingedOnStream(peerId) &&
+      this.#streamToDatagramMember(peerId, data, record)
     return sent || streamed || this.#stream(peerId, data, record)
   }
 
   /** Evidence that what we send a member does not arrive: forget its address, or its connections. */
   reset(peerId: string, reason: string): void {
-    this.#lastPing.delete(peerId)
+    this.#lastPings.delete(peerId)
     if (this.#datagrams?.listening) this.#datagrams.reset(peerId)
     // Over UDP, a lost datagram says nothing about the libp2p connections (gossip and sync use them).
     else this.#frames.reset(peerId, reason)
@@ -92,7 +114,7 @@ export class SwimTransports implements SwimTransport {
     return this.#datagrams?.listening === true && signs(record, 'datagram')
   }
 
-  #recentlyOnStream(peerId: string): boolean {
+  #pingedOnStream(peerId: string): boolean {
     const at = this.#streamFrom.get(peerId)
     return at !== undefined && Date.now() - at < this.#streamReplyMs
   }
@@ -101,18 +123,25 @@ export class SwimTransports implements SwimTransport {
     const record = this.#components.record(target)
     const peerId = typeof record?.peerId === 'string' ? record.peerId : undefined
     if (record === undefined || peerId === undefined || !this.#takesDatagrams(record)) return
-    const ping = this.#lastPing.get(peerId)
-    if (ping === undefined) return
-    this.#lastPing.delete(peerId)
+    const pings = this.#lastPings.get(peerId)
+    if (pings === undefined) return
+    this.#lastPings.delete(peerId)
+    if (!this.#frames.peers().includes(peerId) && !this.#fallbackDials.take('dial', 1)) return
     this.streamFallbacks++
-    this.#stream(peerId, ping, record)
+    for (const ping of pings) this.#streamToDatagramMember(peerId, ping, record)
+  }
+
+  #streamToDatagramMember(peerId: string, data: Uint8Array, record: Node): boolean {
+    this.lastStreamedAt = Date.now()
+    return this.#stream(peerId, data, record)
   }
 
   #stream(peerId: string, data: Uint8Array, record: Node): boolean {
     return this.#frames.send(peerId, data, this.#components.dial(peerId, record.multiaddrs))
   }
 
-  readonly #noteStream = (from: string): void => {
+  readonly #noteStream = (from: string, data: Uint8Array): void => {
+    if (!isPing(data)) return
     // Bounded by the peers that can open a stream to us (connected, cluster key): drop the stale ones.
     if (this.#streamFrom.size > 4096) {
       const now = Date.now()
@@ -120,5 +149,14 @@ export class SwimTransports implements SwimTransport {
         if (now - at >= this.#streamReplyMs) this.#streamFrom.delete(peer)
     }
     this.#streamFrom.set(from, Date.now())
+  }
+}
+
+/** Whether a frame is a ping (streams carry few frames: decoding one costs nothing that matters). */
+function isPing(data: Uint8Array): boolean {
+  try {
+    return decodeSwimFrame(data).t === 'ping'
+  } catch {
+    return false // the SWIM detector counts it as malformed
   }
 }

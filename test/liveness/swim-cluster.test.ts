@@ -159,6 +159,12 @@ describe('SWIM over libp2p (nodes on 127.0.0.1)', () => {
       } finally {
         await run('iptables', ['-D', ...rule])
       }
+      // UDP works again: the streams fall silent (a stream reply never leads to another).
+      await waitFor(
+        'no SWIM frame to a datagram member on a stream for 2 s',
+        () => nodes.every((n) => Date.now() - n.swimTransports!.lastStreamedAt > 2000),
+        { timeoutMs: 20_000, everyMs: 100 },
+      )
     },
   )
 
