@@ -47,6 +47,7 @@ type Stats = {
   swimBytes: number
   swimLargest: number
   datagramBytes: number
+  connections: number
   gossipBytesPublished: number
   gossipPublished: number
   at: number
@@ -190,7 +191,10 @@ async function memoryOf(pid: number): Promise<{ rss: number; pss: number; anon: 
 /** TCP payload bytes sent by each pid, summed over its established sockets (from `ss`). */
 function bytesSentByPid(pids: Set<number>): Map<number, number> {
   const out = new Map<number, number>()
-  const text = execFileSync('ss', ['-tinpH', 'state', 'established'], { encoding: 'utf8' })
+  const text = execFileSync('ss', ['-tinpH', 'state', 'established'], {
+    encoding: 'utf8',
+    maxBuffer: 256 << 20,
+  })
   let pid: number | undefined
   for (const line of text.split('\n')) {
     if (line.length === 0) continue
@@ -312,6 +316,8 @@ try {
       `${during('gossipMessages')} gossip messages received, all agents together`,
   )
   figures.idleBytesPerNodePerS = median(rates)
+  figures.connectionsMedian = median(stats1.map((s) => s.connections))
+  figures.connectionsMax = Math.max(...stats1.map((s) => s.connections))
   // What the writes cost the whole cluster, less what it sends idle over as long: bytes per change,
   // and in copies of the gossip message per node (1: each node got the change once, nothing more).
   const idleTotal = rates.reduce((a, b) => a + b, 0)
@@ -321,6 +327,9 @@ try {
   console.log(
     `writes: ${(figures.clusterBytesPerChange / 1024).toFixed(1)} KB sent cluster-wide per change (TCP and UDP, idle traffic subtracted), ` +
       `${figures.copiesPerNodePerChange.toFixed(2)} times the gossip message per node`,
+  )
+  console.log(
+    `libp2p connections per agent, idle: median ${figures.connectionsMedian}, max ${figures.connectionsMax}`,
   )
   figures.idleCpuPerNodePct = (100 * cpuSeconds) / seconds / AGENTS
   figures.beatBytes = median(stats1.map((s) => s.beatBytes))

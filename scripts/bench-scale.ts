@@ -50,6 +50,7 @@ const s = (x: number) => `${(x / 1000).toFixed(1)} s`
 const ms = (x: number) => `${x.toFixed(1)} ms`
 const lines: Array<[string, (r: Record<string, number>) => string]> = [
   ['idle traffic sent per node', (r) => kb(r.idleBytesPerNodePerS!)],
+  ['libp2p connections per agent, median / max', (r) => `${r.connectionsMedian} / ${r.connectionsMax}`],
   ['idle CPU per node (% of one core)', (r) => `${r.idleCpuPerNodePct!.toFixed(2)}%`],
   ['beat size (0: none sent)', (r) => `${r.beatBytes} B`],
   ['SWIM frames per node per s', (r) => (r.swimFramesPerNodePerS ?? 0).toFixed(1)],

@@ -110,6 +110,7 @@ process.on('message', async (message: { type: string; count?: number; intervalMs
       pid: process.pid,
       digest: agent.replica.digest(),
       peers: agent.discovery.connectedPeers().length,
+      connections: agent.libp2p.getConnections().length,
       rss: process.memoryUsage().rss,
       cpu: process.cpuUsage(),
       syncSessions: Object.values(agent.sync.stats.sessions).reduce((a, b) => a + b, 0),

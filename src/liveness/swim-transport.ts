@@ -14,8 +14,10 @@ export interface SwimTransportsInit {
    */
   streamReplyMs?: number
   /**
-   * New connections a fallback may open per second (a connection costs TCP and Noise handshakes; an
-   * overloaded cluster's failed probes must not turn into a storm of them). @default 1
+   * New connections a fallback may open per second, at most one at once. A connection costs TCP and
+   * Noise handshakes and stays open; an overloaded cluster's failed probes (50 agents starting at once
+   * on two cores) must not turn into a connection per member. A member behind a UDP firewall is probed
+   * by each other member once per round, which this allows. @default 0.1
    */
   fallbackDialsPerSecond?: number
 }
@@ -70,8 +72,11 @@ export class SwimTransports implements SwimTransport {
     this.#frames = components.frames
     this.#components = components
     this.#streamReplyMs = init.streamReplyMs ?? 10_000
-    const dials = init.fallbackDialsPerSecond ?? 1
-    this.#fallbackDials = new TokenBuckets({ ratePerSecond: dials, burst: dials * 2, maxKeys: 1 })
+    this.#fallbackDials = new TokenBuckets({
+      ratePerSecond: init.fallbackDialsPerSecond ?? 0.1,
+      burst: 1,
+      maxKeys: 1,
+    })
     this.#frames.on('frame', this.#noteStream)
   }
 
