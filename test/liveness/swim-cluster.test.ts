@@ -134,27 +134,35 @@ describe('SWIM over libp2p (nodes on 127.0.0.1)', () => {
   it.skipIf(!canFirewall)(
     `keeps a node whose inbound UDP is dropped alive: probes fall back to streams${canFirewall ? '' : ' (skipped: needs root in scripts/isolated)'}`,
     async () => {
-      nodes = await startLivenessCluster(3, INIT)
-      await waitFor('all alive everywhere', () => seesAll(nodes), { timeoutMs: 5000 })
+      // The default timing (probe 500 ms, timeout 200 ms): a busy CI machine leaves a fallback room.
+      nodes = await startLivenessCluster(3, { ...INIT, heartbeatIntervalMs: 2000 })
+      await waitFor('all alive everywhere', () => seesAll(nodes), { timeoutMs: 10_000 })
       const [a, b, blocked] = nodes as [LivenessNode, LivenessNode, LivenessNode]
       const port = blocked.libp2p.getMultiaddrs()[0]!.toString().split('/')[4]!
       const rule = ['INPUT', '-p', 'udp', '--dport', port, '-j', 'DROP']
       await run('iptables', ['-I', ...rule])
       try {
-        const doubted: string[] = []
-        for (const n of nodes)
-          for (const state of ['suspect', 'unreachable'] as const)
-            n.liveness.on(`node:${state}`, ({ nodeId }) => doubted.push(`${n.id} saw ${nodeId} ${state}`))
+        const unreachable: string[] = []
+        let suspicions = 0
+        for (const n of nodes) {
+          n.liveness.on('node:unreachable', ({ nodeId }) =>
+            unreachable.push(`${n.id} saw ${nodeId} unreachable`),
+          )
+          n.liveness.on('node:suspect', () => suspicions++)
+        }
         const dropped = () => blocked.swimDatagrams!.counts.accepted
         const before = dropped()
         const accepted = a.swim!.counts.accepted
         // 20 probe periods.
         await waitFor('20 probe periods', () => a.swim!.counts.accepted > accepted + 60, {
-          timeoutMs: 20_000,
+          timeoutMs: 30_000,
         })
         expect(dropped()).toBe(before) // no datagram reached it
         expect(a.swimTransports!.streamFallbacks + b.swimTransports!.streamFallbacks).toBeGreaterThan(0)
-        expect(doubted).toEqual([])
+        expect(unreachable).toEqual([])
+        // Without the fallback every probe of it fails: a suspicion a probe period. A late stream
+        // answer on a loaded machine may let one through, which it refutes.
+        expect(suspicions).toBeLessThanOrEqual(2)
         expect(seesAll(nodes)).toBe(true)
       } finally {
         await run('iptables', ['-D', ...rule])
@@ -163,9 +171,10 @@ describe('SWIM over libp2p (nodes on 127.0.0.1)', () => {
       await waitFor(
         'no SWIM frame to a datagram member on a stream for 2 s',
         () => nodes.every((n) => Date.now() - n.swimTransports!.lastStreamedAt > 2000),
-        { timeoutMs: 20_000, everyMs: 100 },
+        { timeoutMs: 40_000, everyMs: 100 },
       )
     },
+    90_000,
   )
 
   it('refuses garbage and frames that speak for another node, and keeps running', async () => {
