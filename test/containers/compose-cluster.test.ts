@@ -178,9 +178,16 @@ describe.skipIf(skip)(
         )
       figures['write through agent-1 read on agents 2 and 3'] = `${Date.now() - written} ms`
       // Liveness crossed the compose network as SWIM datagrams (UDP on the libp2p port number).
-      const metrics = await (await fetch(`http://127.0.0.1:${PORT['agent-1']}/metrics`)).text()
-      const accepted = /p2p_registry_swim_datagrams_total\{outcome="accepted"\} (\d+)/.exec(metrics)
-      expect(Number(accepted?.[1])).toBeGreaterThan(0)
+      // (A node is alive from its fresh record before any probe: wait for the first datagrams.)
+      await waitFor(
+        'SWIM datagrams accepted by agent-1',
+        async () => {
+          const metrics = await (await fetch(`http://127.0.0.1:${PORT['agent-1']}/metrics`)).text()
+          const accepted = /p2p_registry_swim_datagrams_total\{outcome="accepted"\} (\d+)/.exec(metrics)
+          return Number(accepted?.[1] ?? 0) > 0
+        },
+        { timeoutMs: 10_000, everyMs: 200 },
+      )
     })
 
     it('runs each agent as PID 1 and non-root, with its data in its named volume', async () => {

@@ -20,17 +20,34 @@ export async function waitFor<T>(
 
 /**
  * Runs `step` (a teardown), and if it is still running after `warnAfterMs`, says so on stderr naming
- * it: a hook that times out then shows which step hung (a CI flake left no other trace).
+ * it and what `detail` tells of its state: a hook that times out then shows which step hung. Past
+ * `giveUpAfterMs` it stops waiting (the step goes on in the background) so that one hung teardown does
+ * not fail the tests that passed; the warnings stay in the log.
  */
-export async function namedStep<T>(name: string, step: () => Promise<T>, warnAfterMs = 10_000): Promise<T> {
+export async function namedStep(
+  name: string,
+  step: () => Promise<unknown>,
+  {
+    warnAfterMs = 10_000,
+    giveUpAfterMs = Number.POSITIVE_INFINITY,
+    detail = () => '',
+  }: { warnAfterMs?: number; giveUpAfterMs?: number; detail?: () => string } = {},
+): Promise<void> {
   const started = Date.now()
   const timer = setInterval(
-    () => console.warn(`[teardown] ${name} still running after ${Date.now() - started} ms`),
+    () => console.warn(`[teardown] ${name} still running after ${Date.now() - started} ms ${detail()}`),
     warnAfterMs,
   )
+  let giveUp: ReturnType<typeof setTimeout> | undefined
   try {
-    return await step()
+    await Promise.race([
+      step(),
+      new Promise<void>((resolve) => {
+        if (Number.isFinite(giveUpAfterMs)) giveUp = setTimeout(resolve, giveUpAfterMs)
+      }),
+    ])
   } finally {
     clearInterval(timer)
+    clearTimeout(giveUp)
   }
 }
