@@ -349,6 +349,7 @@ export class SwimDetector extends EventEmitter<FailureDetectorEvents> implements
   }
 }
 
-function peerIdOf(record: Node | undefined): string | undefined {
+/** The peer id a node record names, if it names one. */
+export function peerIdOf(record: Node | undefined): string | undefined {
   return typeof record?.peerId === 'string' ? record.peerId : undefined
 }

@@ -5,7 +5,7 @@ import { signs } from '../replica/node-signature.ts'
 import { TokenBuckets } from '../support/token-buckets.ts'
 import { decodeSwimFrame } from './swim/codec.ts'
 import type { Message } from './swim/swim.ts'
-import type { SwimTransport } from './swim-detector.ts'
+import { peerIdOf, type SwimTransport } from './swim-detector.ts'
 
 export interface SwimTransportsInit {
   /**
@@ -126,7 +126,7 @@ export class SwimTransports implements SwimTransport {
 
   #fallBackToStream(target: string): void {
     const record = this.#components.record(target)
-    const peerId = typeof record?.peerId === 'string' ? record.peerId : undefined
+    const peerId = peerIdOf(record)
     if (record === undefined || peerId === undefined || !this.#takesDatagrams(record)) return
     const pings = this.#lastPings.get(peerId)
     if (pings === undefined) return

@@ -268,11 +268,10 @@ export class DatagramChannel extends EventEmitter<DatagramChannelEvents> impleme
     const onlyLoopback = this.#sockets.every((s) => s.loopback)
     const all: Array<Address & { loopback: boolean }> = []
     for (const addr of multiaddrs) {
-      const match = typeof addr === 'string' ? /^\/ip([46])\/([^/]+)\/tcp\/(\d+)/.exec(addr) : null
-      if (match === null) continue
-      const host = match[2]!
-      const port = Number(match[3])
-      if (port < 1 || port > 65535 || isIP(host) !== Number(match[1]) || !this.#socketFor(host)) continue
+      const tcp = typeof addr === 'string' ? tcpAddress(addr) : undefined
+      if (tcp === undefined) continue
+      const { family, host, port } = tcp
+      if (port < 1 || port > 65535 || isIP(host) !== family || !this.#socketFor(host)) continue
       all.push({ host, port, loopback: isLoopback(host) })
     }
     // Loopback addresses reach another node only when every node of the cluster is on this host.
@@ -309,6 +308,12 @@ export class DatagramChannel extends EventEmitter<DatagramChannelEvents> impleme
   }
 }
 
+/** The IP family, host and TCP port a multiaddr starts with (`/ip4/1.2.3.4/tcp/11338/...`). */
+function tcpAddress(addr: string): { family: number; host: string; port: number } | undefined {
+  const match = /^\/ip([46])\/([^/]+)\/tcp\/(\d+)/.exec(addr)
+  return match === null ? undefined : { family: Number(match[1]), host: match[2]!, port: Number(match[3]) }
+}
+
 function isLoopback(host: string): boolean {
   return host.startsWith('127.') || host === '::1'
 }
@@ -321,13 +326,9 @@ export function datagramBinds(
   listen: readonly string[] | undefined,
   actual: readonly string[],
 ): Array<{ host: string; port: number }> {
-  const parse = (addr: string) => {
-    const match = /^\/ip([46])\/([^/]+)\/tcp\/(\d+)/.exec(addr)
-    return match === null ? undefined : { family: match[1]!, host: match[2]!, port: Number(match[3]) }
-  }
-  const listening = actual.map(parse).filter((a) => a !== undefined)
+  const listening = actual.map(tcpAddress).filter((a) => a !== undefined)
   const binds = new Map<string, { host: string; port: number }>()
-  for (const wanted of (listen ?? actual).map(parse)) {
+  for (const wanted of (listen ?? actual).map(tcpAddress)) {
     if (wanted === undefined) continue
     const port = wanted.port !== 0 ? wanted.port : listening.find((a) => a.family === wanted.family)?.port
     if (port === undefined || port === 0) continue
