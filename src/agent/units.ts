@@ -7,6 +7,7 @@ import {
   InstanceProber,
   Liveness,
   ProbeNetworks,
+  peerIdOf,
   Reaper,
   type ReaperInit,
   resolveThresholds,
@@ -22,6 +23,7 @@ import { DatagramChannel, datagramBinds } from '../p2p/datagram-channel.ts'
 import { Discovery, dialableAddrs, dialNode } from '../p2p/discovery.ts'
 import { FrameChannel } from '../p2p/frame-channel.ts'
 import { Gossip } from '../p2p/gossip.ts'
+import { GossipReach } from '../p2p/gossip-reach.ts'
 import type { RegistryLibp2p } from '../p2p/libp2p-node.ts'
 import { AntiEntropy, type AntiEntropyInit } from '../p2p/sync/index.ts'
 import type { NodeSigner } from '../replica/node-signature.ts'
@@ -68,6 +70,8 @@ export interface UnitSettings {
     swimTransports?: SwimTransportsInit
     sync?: AntiEntropyInit
     reaper?: ReaperInit
+    /** False: never say this agent hears every node, so peers forward to it as earlier releases do. */
+    gossipReach?: false
   }
 }
 
@@ -84,6 +88,8 @@ export interface UnitParts {
 /** The units of an agent, and the one order they start in (they stop in reverse). */
 export interface AgentUnits {
   gossip: Gossip
+  /** Whether this agent hears every publisher directly (then peers do not forward to it). */
+  reach: GossipReach | undefined
   sync: AntiEntropy
   beats: FrameChannel
   /** The beat detector: nodes of the previous release. */
@@ -185,6 +191,17 @@ export function buildUnits(
           },
         )
   const liveness = new Liveness(swim, detector, replica, nodeId)
+  const reach =
+    tuning.gossipReach === false
+      ? undefined
+      : new GossipReach(
+          {},
+          {
+            libp2p,
+            log: log.child({ unit: 'gossip-reach' }),
+            livePeers: () => livePeersOf(replica, liveness, nodeId),
+          },
+        )
   const heartbeat = new Heartbeat(
     {
       heartbeatIntervalMs,
@@ -247,6 +264,7 @@ export function buildUnits(
   const purger = new TombstonePurger({}, { replica, log })
   return {
     gossip,
+    reach,
     sync,
     beats,
     detector,
@@ -274,7 +292,17 @@ export function buildUnits(
       prober,
       reaper,
       discovery,
+      ...(reach === undefined ? [] : [reach]),
       purger,
     ],
+  }
+}
+
+/** Peer ids of the nodes that may publish changes: every other node not known unreachable. */
+function* livePeersOf(replica: Replica, liveness: Liveness, nodeId: string): Generator<string> {
+  for (const node of replica.nodes()) {
+    if (node.id === nodeId || liveness.status(node.id) === 'unreachable') continue
+    // A node without a peer id cannot be connected to: it counts as missed.
+    yield peerIdOf(node) ?? ''
   }
 }

@@ -93,6 +93,7 @@ export {
   type ReaperInit,
 } from './reaper.ts'
 export {
+  peerIdOf,
   SwimDetector,
   type SwimDetectorComponents,
   type SwimDetectorInit,

@@ -23,6 +23,13 @@
 export const CHANGES_TOPIC = '/p2p-registry/changes/2'
 
 /**
+ * Gossipsub topic that carries no messages: an agent subscribes to it while it is connected, on the
+ * changes topic, to every live node, and its peers then stop forwarding changes to it
+ * (`p2p/gossip-reach.ts`). Since round 2, session 6; earlier releases ignore it.
+ */
+export const REACH_TOPIC = '/p2p-registry/hears-all/1'
+
+/**
  * Stream protocol of liveness beats, one hop to directly connected peers (`p2p/frame-channel.ts`,
  * `liveness/beat.ts`): length-prefixed JSON frames.
  * - `/p2p-registry/beats/1` was a gossipsub topic; `/p2p-registry/beats/2.0.0` replaced it.

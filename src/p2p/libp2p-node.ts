@@ -9,7 +9,7 @@ import { mdns } from '@libp2p/mdns'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
-import { CHANGES_TOPIC, MAX_GOSSIP_MESSAGE_BYTES } from '../model/wire.ts'
+import { CHANGES_TOPIC, MAX_GOSSIP_MESSAGE_BYTES, REACH_TOPIC } from '../model/wire.ts'
 import type { PeerPenalties } from '../support/peer-penalties.ts'
 
 export type RegistryLibp2p = Libp2p<{ identify: Identify; pubsub: PubSub<GossipsubEvents> }>
@@ -52,13 +52,22 @@ export const GOSSIP_SCORE_THRESHOLDS = {
   opportunisticGraftThreshold: 20,
 }
 
+/** Application-score points of a peer that hears every publisher: -1 of score (weight 10). */
+const HEARS_ALL_POINTS = 0.1
+
 function sha256Prefix(data: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(data).digest().subarray(0, 12))
 }
 
 /** The libp2p 2 stack (docs/protocols.md): TCP, Noise, Yamux, identify and gossipsub (plus pnet, mDNS). */
 export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> {
-  return createLibp2p({
+  // Peers subscribed to REACH_TOPIC hear every publisher directly (gossip-reach.ts): a score just below
+  // zero keeps them out of the mesh, so no one forwards to them, and far above the gossip threshold
+  // (-10), so they still get every publish and IHAVE. Read from the node once it exists.
+  let node: RegistryLibp2p | undefined
+  const hearsAll = (peer: string) =>
+    node?.services.pubsub.getSubscribers(REACH_TOPIC).some((id) => id.toString() === peer) ?? false
+  node = await createLibp2p({
     privateKey: init.privateKey,
     addresses: { listen: init.listen },
     transports: [tcp()],
@@ -80,9 +89,9 @@ export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> 
       identify: identify(),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
-        // Our topic only: a peer cannot make us track arbitrary topics. (Beats do not use gossipsub:
+        // Our topics only: a peer cannot make us track arbitrary topics. (Beats do not use gossipsub:
         // frame-channel.ts says why.)
-        allowedTopics: [CHANGES_TOPIC],
+        allowedTopics: [CHANGES_TOPIC, REACH_TOPIC],
         // Drop oversized RPCs at the stream, before they are buffered or parsed.
         maxInboundDataLength: MAX_GOSSIP_MESSAGE_BYTES + 16 * 1024,
         emitSelf: false,
@@ -91,6 +100,8 @@ export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> 
         // topic peer (flood publish):
         // one hop to every connected node is what keeps propagation in milliseconds; with mesh-only
         // publishing, writes took up to a second (IHAVE/IWANT recovery) in the cluster benchmark.
+        // Forwarding is then only for nodes the publisher is not connected to, so agents connected to
+        // every node leave the mesh (HEARS_ALL_POINTS): in a full mesh each node gets one copy.
         D: 3,
         Dlo: 2,
         Dhi: 4,
@@ -112,7 +123,8 @@ export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> 
         // IP colocation penalty is off.
         scoreParams: {
           IPColocationFactorWeight: 0,
-          appSpecificScore: (peer) => -(init.penalties?.get(peer) ?? 0),
+          appSpecificScore: (peer) =>
+            -(init.penalties?.get(peer) ?? 0) - (hearsAll(peer) ? HEARS_ALL_POINTS : 0),
           topics: {
             [CHANGES_TOPIC]: createTopicScoreParams({
               topicWeight: 1,
@@ -129,4 +141,5 @@ export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> 
       }),
     },
   })
+  return node
 }
