@@ -159,6 +159,12 @@ async function idleCpu(pid: number, seconds: number): Promise<number> {
   return (after.cpuMs - before.cpuMs) / (now() - t0)
 }
 
+/** How many agents say they hear every publisher directly (`p2p_registry_gossip_hears_all`). */
+async function hearingAll(agents: AgentProcess[]): Promise<number> {
+  const texts = await Promise.all(agents.map((a) => call(`${a.url}/metrics`, 'GET')))
+  return texts.filter((text) => /^p2p_registry_gossip_hears_all 1$/m.test(text)).length
+}
+
 async function propagation(agents: AgentProcess[]): Promise<void> {
   // seen[agent] = for each instance id, the newest seq its watcher has seen
   const newest = agents.map(() => new Map<string, number>())
@@ -189,7 +195,16 @@ async function propagation(agents: AgentProcess[]): Promise<void> {
   // Prime: every instance exists everywhere before timing starts.
   for (; seq < IDS; seq++) await register(agents[0]!, seq)
   await waitUntil('the primed instances on every watcher', () => newest.every((m) => m.size === IDS))
-  console.log(`\nwrite on agent 0 → watch event on each of ${agents.length} agents (${SECONDS} s per rate)`)
+  // Whether gossip forwards copies (p2p/gossip-reach.ts): in a full mesh every agent should hear all.
+  await waitUntil(
+    'every agent to hear every publisher',
+    async () => (await hearingAll(agents)) === agents.length,
+    15_000,
+  ).catch(() => undefined)
+  console.log(
+    `\nagents that hear every publisher (no forwarded copies): ${await hearingAll(agents)}/${agents.length}`,
+  )
+  console.log(`write on agent 0 → watch event on each of ${agents.length} agents (${SECONDS} s per rate)`)
   console.log('rate       writes   p50        p99        max        received')
   for (const [p, rate] of RATES.entries()) {
     phase = p

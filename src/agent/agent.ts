@@ -17,6 +17,7 @@ import type { DatagramChannel } from '../p2p/datagram-channel.ts'
 import type { Discovery } from '../p2p/discovery.ts'
 import type { FrameChannel } from '../p2p/frame-channel.ts'
 import type { Gossip } from '../p2p/gossip.ts'
+import type { GossipReach } from '../p2p/gossip-reach.ts'
 import { createP2PNode, type RegistryLibp2p } from '../p2p/libp2p-node.ts'
 import { loadOrCreatePeerKey } from '../p2p/peer-key.ts'
 import type { AntiEntropy } from '../p2p/sync/index.ts'
@@ -37,6 +38,8 @@ export interface Agent {
   readonly replica: Replica
   readonly libp2p: RegistryLibp2p
   readonly gossip: Gossip
+  /** Whether this agent hears every publisher directly; none with `tuning.gossipReach` false. */
+  readonly reach: GossipReach | undefined
   readonly discovery: Discovery
   readonly sync: AntiEntropy
   readonly heartbeat: Heartbeat
@@ -165,6 +168,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
         replicaCounts: () => replica.counts(),
         peersConnected: () => libp2p.getPeers().length,
         gossip: () => gossip.stats,
+        ...(units.reach === undefined ? {} : { gossipHearsAll: () => units.reach!.hearsAll }),
         antiEntropy: () => sync.stats,
         liveness: () => liveness.statusCounts(),
         beats: () => ({ outcomes: detector.counts(), stalledResets: beats.stalledResets }),
@@ -221,6 +225,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     replica,
     libp2p,
     gossip,
+    reach: units.reach,
     discovery,
     sync,
     heartbeat,

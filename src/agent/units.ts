@@ -124,7 +124,10 @@ export function buildUnits(
     { maxDriftMs: settings.maxDriftMs },
     { libp2p, replica, log, ...(penalties === undefined ? {} : { penalties }) },
   )
-  const discovery = new Discovery({ seeds: [...settings.peers] }, { libp2p, replica, log })
+  const discovery = new Discovery(
+    { seeds: [...settings.peers] },
+    { libp2p, replica, log, isDown: (node) => liveness.status(node) === 'unreachable' },
+  )
   const sync = new AntiEntropy(tuning.sync ?? {}, {
     libp2p,
     replica,

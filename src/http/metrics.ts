@@ -26,6 +26,8 @@ export interface MetricsSources {
   replicaCounts(): ReplicaCounts
   peersConnected(): number
   gossip?(): GossipStats
+  /** Whether the agent hears every publisher directly (`p2p/gossip-reach.ts`): peers forward nothing to it. */
+  gossipHearsAll?(): boolean
   antiEntropy?(): AntiEntropyMetricsSource
   liveness?(): Record<LivenessState, number>
   /** Beats heard from peers by what the failure detector made of them (`BeatOutcome`), and beat streams reset. */
@@ -97,6 +99,15 @@ export function createMetrics(
     },
   })
 
+  new Gauge({
+    name: `${P}gossip_hears_all`,
+    help: '1 while this agent is connected to every live node, so peers forward it no gossip (it gets each message from its publisher)',
+    registers,
+    collect() {
+      const hearsAll = sources.gossipHearsAll?.()
+      if (hearsAll !== undefined) this.set(hearsAll ? 1 : 0)
+    },
+  })
   mirrorCounter(
     registry,
     'gossip_messages_total',

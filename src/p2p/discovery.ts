@@ -13,10 +13,16 @@ export interface DiscoveryInit {
   seeds?: string[]
   /**
    * Connections to keep. Below it, the agent dials nodes it knows from node records (and mDNS), so the
-   * cluster stays connected when a seed dies. With floodPublish every connected peer is one gossip hop
-   * away, so up to this size a cluster is a full mesh. @default 8
+   * cluster stays connected when a seed dies. @default 8
    */
   targetPeers?: number
+  /**
+   * A cluster of at most this many nodes is kept a full mesh: every agent dials every node it knows
+   * that is not known down, whatever `targetPeers` says. Publishers flood to every connection, so then
+   * each agent hears every publisher directly and nothing needs forwarding (`gossip-reach.ts`).
+   * @default 16
+   */
+  fullMeshUpTo?: number
   /** First retry delay after a failed seed dial, ms; doubles up to `retryMaxMs`. @default 500 */
   retryMinMs?: number
   /** Longest delay between seed dial attempts, ms. @default 15000 */
@@ -31,6 +37,8 @@ export interface DiscoveryComponents {
   libp2p: RegistryLibp2p
   replica: Replica
   log: Logger
+  /** Whether a node is known to be down (its liveness is `unreachable`): not worth a dial. */
+  isDown?: (nodeId: string) => boolean
 }
 
 interface SeedState {
@@ -52,6 +60,7 @@ export class Discovery implements Startable {
   readonly #components: DiscoveryComponents
   readonly #seeds: SeedState[]
   readonly #targetPeers: number
+  readonly #fullMeshUpTo: number
   readonly #retryMinMs: number
   readonly #retryMaxMs: number
   readonly #checkIntervalMs: number
@@ -68,6 +77,7 @@ export class Discovery implements Startable {
   constructor(init: DiscoveryInit, components: DiscoveryComponents) {
     this.#components = components
     this.#targetPeers = init.targetPeers ?? 8
+    this.#fullMeshUpTo = init.fullMeshUpTo ?? 16
     this.#retryMinMs = init.retryMinMs ?? 500
     this.#retryMaxMs = init.retryMaxMs ?? 15_000
     this.#checkIntervalMs = init.checkIntervalMs ?? 3000
@@ -169,17 +179,26 @@ export class Discovery implements Startable {
     )
   }
 
-  /** Dials known nodes from their records until `targetPeers` connections are open. */
+  /**
+   * Dials known nodes from their records until `targetPeers` connections are open, or all of them in a
+   * cluster of at most `fullMeshUpTo` nodes.
+   */
   #topUp(): void {
-    const { libp2p, replica } = this.#components
+    const { libp2p, replica, isDown } = this.#components
+    const nodes = replica.nodes()
     const connected = new Set(this.connectedPeers())
-    let missing = this.#targetPeers - connected.size
+    const target = nodes.length <= this.#fullMeshUpTo ? Number.POSITIVE_INFINITY : this.#targetPeers
+    let missing = target - connected.size
     if (missing <= 0) return
     const self = libp2p.peerId.toString()
-    const candidates = replica.nodes().filter((node) => {
+    const candidates = nodes.filter((node) => {
       const peerId = node.peerId
       return (
-        typeof peerId === 'string' && peerId !== self && !connected.has(peerId) && !this.#dialing.has(peerId)
+        typeof peerId === 'string' &&
+        peerId !== self &&
+        !connected.has(peerId) &&
+        !this.#dialing.has(peerId) &&
+        !isDown?.(node.id)
       )
     })
     shuffle(candidates)

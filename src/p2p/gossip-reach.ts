@@ -7,6 +7,8 @@ import type { RegistryLibp2p } from './libp2p-node.ts'
 export interface GossipReachInit {
   /** How often the agent checks whether it still hears every live node directly, ms. @default 1000 */
   checkIntervalMs?: number
+  /** How long it must have been connected to every live node before it says so, ms. @default 2 × checkIntervalMs */
+  settleMs?: number
 }
 
 export interface GossipReachComponents {
@@ -35,9 +37,11 @@ const rejectEvery = (): TopicValidatorResult => TopicValidatorResult.Reject
 export class GossipReach implements Startable {
   readonly #components: GossipReachComponents
   readonly #checkIntervalMs: number
+  readonly #settleMs: number
   #timer: NodeJS.Timeout | undefined
   #checkSoon: NodeJS.Immediate | undefined
   #hearsAll = false
+  #heardAllSince: number | undefined
   #started = false
 
   get isStarted(): boolean {
@@ -52,6 +56,7 @@ export class GossipReach implements Startable {
   constructor(init: GossipReachInit, components: GossipReachComponents) {
     this.#components = components
     this.#checkIntervalMs = init.checkIntervalMs ?? 1000
+    this.#settleMs = init.settleMs ?? 2 * this.#checkIntervalMs
   }
 
   start(): void {
@@ -79,6 +84,7 @@ export class GossipReach implements Startable {
     this.#timer = undefined
     if (this.#checkSoon) clearImmediate(this.#checkSoon)
     this.#checkSoon = undefined
+    this.#heardAllSince = undefined
     this.#set(false)
   }
 
@@ -93,24 +99,33 @@ export class GossipReach implements Startable {
     if (!this.#started) return
     const { pubsub } = this.#components.libp2p.services
     const heard = new Set(pubsub.getSubscribers(CHANGES_TOPIC).map(String))
-    let all = true
+    let missed: string | undefined
     for (const peer of this.#components.livePeers()) {
       if (!heard.has(peer)) {
-        all = false
+        missed = peer
         break
       }
     }
-    this.#set(all)
+    if (missed !== undefined) {
+      this.#heardAllSince = undefined
+      this.#set(false, missed)
+      return
+    }
+    // Connections come and go in bursts (a simultaneous dial closes one of two, a restart reconnects):
+    // the agent says it hears all only once it has for `settleMs`, and stops at once.
+    const now = performance.now()
+    this.#heardAllSince ??= now
+    if (now - this.#heardAllSince >= this.#settleMs) this.#set(true)
   }
 
-  #set(hearsAll: boolean): void {
+  #set(hearsAll: boolean, missed?: string): void {
     if (hearsAll === this.#hearsAll) return
     this.#hearsAll = hearsAll
     const { pubsub } = this.#components.libp2p.services
     if (hearsAll) pubsub.subscribe(REACH_TOPIC)
     else if (pubsub.getTopics().includes(REACH_TOPIC)) pubsub.unsubscribe(REACH_TOPIC)
     this.#components.log.debug(
-      { hearsAll },
+      { self: this.#components.libp2p.peerId.toString(), hearsAll, missed },
       hearsAll ? 'gossip: connected to every live node; peers stop forwarding to it' : 'gossip: meshed again',
     )
   }

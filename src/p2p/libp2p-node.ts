@@ -52,8 +52,18 @@ export const GOSSIP_SCORE_THRESHOLDS = {
   opportunisticGraftThreshold: 20,
 }
 
-/** Application-score points of a peer that hears every publisher: -1 of score (weight 10). */
-const HEARS_ALL_POINTS = 0.1
+/** A topic's score: invalid messages only (see scoreParams). */
+function invalidOnlyScore() {
+  return createTopicScoreParams({
+    topicWeight: 1,
+    timeInMeshWeight: 0,
+    firstMessageDeliveriesWeight: 0,
+    meshMessageDeliveriesWeight: 0,
+    meshFailurePenaltyWeight: 0,
+    invalidMessageDeliveriesWeight: -10,
+    invalidMessageDeliveriesDecay: 0.9,
+  })
+}
 
 function sha256Prefix(data: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(data).digest().subarray(0, 12))
@@ -61,13 +71,7 @@ function sha256Prefix(data: Uint8Array): Uint8Array {
 
 /** The libp2p 2 stack (docs/protocols.md): TCP, Noise, Yamux, identify and gossipsub (plus pnet, mDNS). */
 export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> {
-  // Peers subscribed to REACH_TOPIC hear every publisher directly (gossip-reach.ts): a score just below
-  // zero keeps them out of the mesh, so no one forwards to them, and far above the gossip threshold
-  // (-10), so they still get every publish and IHAVE. Read from the node once it exists.
-  let node: RegistryLibp2p | undefined
-  const hearsAll = (peer: string) =>
-    node?.services.pubsub.getSubscribers(REACH_TOPIC).some((id) => id.toString() === peer) ?? false
-  node = await createLibp2p({
+  const node = await createLibp2p({
     privateKey: init.privateKey,
     addresses: { listen: init.listen },
     transports: [tcp()],
@@ -101,7 +105,8 @@ export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> 
         // one hop to every connected node is what keeps propagation in milliseconds; with mesh-only
         // publishing, writes took up to a second (IHAVE/IWANT recovery) in the cluster benchmark.
         // Forwarding is then only for nodes the publisher is not connected to, so agents connected to
-        // every node leave the mesh (HEARS_ALL_POINTS): in a full mesh each node gets one copy.
+        // every node are skipped when forwarding (forwardOnlyToThoseWhoNeedIt): in a full mesh each node
+        // gets one copy.
         D: 3,
         Dlo: 2,
         Dhi: 4,
@@ -123,23 +128,50 @@ export async function createP2PNode(init: P2PNodeInit): Promise<RegistryLibp2p> 
         // IP colocation penalty is off.
         scoreParams: {
           IPColocationFactorWeight: 0,
-          appSpecificScore: (peer) =>
-            -(init.penalties?.get(peer) ?? 0) - (hearsAll(peer) ? HEARS_ALL_POINTS : 0),
-          topics: {
-            [CHANGES_TOPIC]: createTopicScoreParams({
-              topicWeight: 1,
-              timeInMeshWeight: 0,
-              firstMessageDeliveriesWeight: 0,
-              meshMessageDeliveriesWeight: 0,
-              meshFailurePenaltyWeight: 0,
-              invalidMessageDeliveriesWeight: -10,
-              invalidMessageDeliveriesDecay: 0.9,
-            }),
-          },
+          appSpecificScore: (peer) => -(init.penalties?.get(peer) ?? 0),
+          topics: { [CHANGES_TOPIC]: invalidOnlyScore(), [REACH_TOPIC]: invalidOnlyScore() },
         },
         scoreThresholds: GOSSIP_SCORE_THRESHOLDS,
       }),
     },
   })
+  forwardOnlyToThoseWhoNeedIt(node.services.pubsub)
   return node
+}
+
+type ForwardSelector = (topic: string, source?: string, exclude?: Set<string>) => Set<string>
+type IDontWantSender = (msgId: Uint8Array, topic: string, source: string) => void
+
+/**
+ * Gossipsub forwards each message it accepts to its mesh peers. A peer subscribed to REACH_TOPIC is
+ * connected to every live node, so it got the message from its publisher's flood already
+ * (`gossip-reach.ts`): it is left out of the forward, and stays in the mesh, so that it still forwards
+ * to the peers that need it. For the same reason an agent that hears all sends no IDONTWANT (gossipsub
+ * 1.2 sends one to every mesh peer per message over 512 bytes): no one forwards to it anyway.
+ *
+ * Gossipsub has no public hook for either, so its (private, version-pinned) methods are wrapped; if a
+ * later version lacks them, the agent says so and gossips as before: more copies, never fewer.
+ * `test/p2p/gossip-reach.test.ts` fails if the wrap stops working.
+ */
+function forwardOnlyToThoseWhoNeedIt(pubsub: RegistryLibp2p['services']['pubsub']): void {
+  const gossipsub = pubsub as unknown as {
+    selectPeersToForward?: ForwardSelector
+    sendIDontWants?: IDontWantSender
+  }
+  const select = gossipsub.selectPeersToForward
+  const sendIDontWants = gossipsub.sendIDontWants
+  if (typeof select !== 'function' || typeof sendIDontWants !== 'function') {
+    console.warn('p2p-registry: this gossipsub cannot skip peers that hear every publisher')
+    return
+  }
+  gossipsub.selectPeersToForward = (topic, source, exclude) => {
+    const peers = select.call(gossipsub, topic, source, exclude)
+    if (topic !== CHANGES_TOPIC || peers.size === 0) return peers
+    for (const peer of pubsub.getSubscribers(REACH_TOPIC)) peers.delete(peer.toString())
+    return peers
+  }
+  gossipsub.sendIDontWants = (msgId, topic, source) => {
+    if (topic === CHANGES_TOPIC && pubsub.getTopics().includes(REACH_TOPIC)) return
+    sendIDontWants.call(gossipsub, msgId, topic, source)
+  }
 }

@@ -20,6 +20,7 @@ describe('GET /metrics', () => {
       metricsSources: {
         peersConnected: () => peers,
         gossip: () => gossip,
+        gossipHearsAll: () => true,
         antiEntropy: () => ({
           sessions: { 'in-sync': 4, repaired: 1, failed: 1 },
           entriesReceived: 20,
@@ -56,6 +57,7 @@ describe('GET /metrics', () => {
     expect(value(text, 'p2p_registry_gossip_messages_total{direction="published"}')).toBe(7)
     expect(value(text, 'p2p_registry_gossip_changes_total{direction="received"}')).toBe(13)
     expect(value(text, 'p2p_registry_gossip_rejected_total{reason="drift"}')).toBe(3)
+    expect(value(text, 'p2p_registry_gossip_hears_all')).toBe(1)
     expect(value(text, 'p2p_registry_apply_outcomes_total{source="gossip",outcome="rejected-drift"}')).toBe(3)
     expect(value(text, 'p2p_registry_apply_outcomes_total{source="sync",outcome="applied"}')).toBe(5)
     expect(value(text, 'p2p_registry_anti_entropy_sessions_total{outcome="repaired"}')).toBe(1)
@@ -116,6 +118,7 @@ describe('GET /metrics', () => {
         'gossip_messages_total',
         'gossip_changes_total',
         'gossip_rejected_total',
+        'gossip_hears_all',
         'apply_outcomes_total',
         'anti_entropy_sessions_total',
         'anti_entropy_entries_total',

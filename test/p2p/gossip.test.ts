@@ -3,15 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { instanceFromRegistration } from '../../src/model/index.ts'
 import { CHANGES_TOPIC } from '../../src/model/wire.ts'
 import { createP2PNode, type RegistryLibp2p } from '../../src/p2p/libp2p-node.ts'
-import { seedOf, startCluster, type TestAgent, type TestCluster, waitConverged } from '../support/cluster.ts'
+import { seedOf, startCluster, type TestCluster, waitConverged } from '../support/cluster.ts'
+import { forwardsTo } from '../support/gossip-mesh.ts'
 import { waitFor } from '../support/wait.ts'
-
-const meshOf = (agent: TestAgent) =>
-  new Set(
-    (agent.libp2p.services.pubsub as unknown as { getMeshPeers(topic: string): string[] }).getMeshPeers(
-      CHANGES_TOPIC,
-    ),
-  )
 
 const register = (url: string, slug = 'user-svc', extra: Record<string, unknown> = {}) =>
   instanceFromRegistration({ url, slug, ...extra }, { now: new Date() })
@@ -21,15 +15,27 @@ describe('gossip between agents', () => {
 
   beforeAll(async () => {
     cluster = await startCluster(4)
-    // Gossip only (anti-entropy is not what is tested here): wait until the seed's gossip mesh holds
-    // every other agent, so a publish from any agent reaches all.
-    await waitFor(
-      'the seed meshed with every agent',
-      () => meshOf(cluster.agents[0]!).size === cluster.agents.length - 1,
-    )
+    // Gossip only (anti-entropy is not what is tested here): wait until every agent is connected to
+    // every other on the changes topic, so a publish from any agent reaches all.
+    await waitFor('every agent hears every other', () => cluster.agents.every((a) => a.reach?.hearsAll))
   })
 
   afterAll(() => cluster.stop())
+
+  it('forwards nothing in a full mesh: every agent hears each publisher first-hand', async () => {
+    // Each agent is subscribed to the reach topic, so its peers leave it out when they forward.
+    await waitFor('no agent forwards to any other', () =>
+      cluster.agents.every((a) => forwardsTo(a.libp2p).size === 0),
+    )
+    const [a] = cluster.agents
+    const instance = register('http://127.1.0.3:8080')
+    const received = cluster.agents.map((x) => x.gossip.stats.messagesReceived)
+    await a!.replica.put('instance', instance)
+    await waitFor('instance on every agent by gossip', () =>
+      cluster.agents.every((x) => x.replica.get('instance', instance.id)?.url === instance.url),
+    )
+    expect(cluster.agents.map((x, i) => x.gossip.stats.messagesReceived - received[i]!)).toEqual([0, 1, 1, 1])
+  })
 
   it('spreads a write on one agent to all, and a delete removes it everywhere', async () => {
     const [a, b, c, d] = cluster.agents
