@@ -23,6 +23,7 @@ import {
   MAX_GOSSIP_MESSAGE_BYTES,
   MAX_LEVELS_PER_ROUND,
   MAX_SYNC_FRAME_BYTES,
+  REACH_TOPIC,
   SWIM_PROTOCOL,
   SYNC_PROTOCOL,
 } from '../../src/model/wire.ts'
@@ -82,6 +83,7 @@ describe('wire identifiers and limits', () => {
   it('are the ones agents of this release speak', () => {
     expect({
       CHANGES_TOPIC,
+      REACH_TOPIC,
       BEATS_PROTOCOL,
       SWIM_PROTOCOL,
       SYNC_PROTOCOL,
@@ -94,6 +96,7 @@ describe('wire identifiers and limits', () => {
       MAX_SYNC_FRAME_BYTES,
     }).toEqual({
       CHANGES_TOPIC: '/p2p-registry/changes/2',
+      REACH_TOPIC: '/p2p-registry/hears-all/1',
       BEATS_PROTOCOL: '/p2p-registry/beats/2.0.0',
       SWIM_PROTOCOL: '/p2p-registry/swim/1.0.0',
       SYNC_PROTOCOL: '/p2p-registry/sync/1.0.0',
