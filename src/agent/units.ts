@@ -20,7 +20,7 @@ import { MAX_SWIM_FRAME_BYTES } from '../liveness/swim/codec.ts'
 import type { CheckType } from '../model/index.ts'
 import { BEATS_PROTOCOL, MAX_BEAT_BYTES, SWIM_PROTOCOL } from '../model/wire.ts'
 import { DatagramChannel, datagramBinds } from '../p2p/datagram-channel.ts'
-import { Discovery, type DiscoveryInit, dialableAddrs, dialNode } from '../p2p/discovery.ts'
+import { Discovery, dialableAddrs, dialNode } from '../p2p/discovery.ts'
 import { FrameChannel } from '../p2p/frame-channel.ts'
 import { Gossip } from '../p2p/gossip.ts'
 import { GossipReach } from '../p2p/gossip-reach.ts'
@@ -72,7 +72,6 @@ export interface UnitSettings {
     reaper?: ReaperInit
     /** False: never say this agent hears every node, so peers forward to it as earlier releases do. */
     gossipReach?: false
-    discovery?: Omit<DiscoveryInit, 'seeds'>
   }
 }
 
@@ -126,7 +125,7 @@ export function buildUnits(
     { libp2p, replica, log, ...(penalties === undefined ? {} : { penalties }) },
   )
   const discovery = new Discovery(
-    { ...tuning.discovery, seeds: [...settings.peers] },
+    { seeds: [...settings.peers] },
     { libp2p, replica, log, isDown: (node) => liveness.status(node) === 'unreachable' },
   )
   const sync = new AntiEntropy(tuning.sync ?? {}, {

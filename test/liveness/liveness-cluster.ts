@@ -8,7 +8,6 @@ import {
   type SwimTransportsInit,
 } from '../../src/liveness/index.ts'
 import { CHANGES_TOPIC } from '../../src/model/wire.ts'
-import type { DiscoveryInit } from '../../src/p2p/discovery.ts'
 import { createP2PNode, type RegistryLibp2p } from '../../src/p2p/libp2p-node.ts'
 import { DEFAULT_MAX_DRIFT_MS } from '../../src/replica/hlc.ts'
 import type { Replica } from '../../src/replica/replica.ts'
@@ -40,8 +39,6 @@ export interface LivenessNodeOptions {
   key?: PrivateKey
   /** How SWIM falls back from datagrams to streams. */
   swimTransports?: SwimTransportsInit
-  /** Discovery's timings and targets (it has no seeds here). */
-  discovery?: Omit<DiscoveryInit, 'seeds'>
 }
 
 /**
@@ -51,13 +48,7 @@ export interface LivenessNodeOptions {
 export async function startLivenessNode(
   id: string,
   init: HeartbeatInit & FailureDetectorInit,
-  {
-    startHeartbeat = false,
-    protocol = 'swim',
-    key: given,
-    swimTransports,
-    discovery,
-  }: LivenessNodeOptions = {},
+  { startHeartbeat = false, protocol = 'swim', key: given, swimTransports }: LivenessNodeOptions = {},
 ): Promise<LivenessNode> {
   const log = testLogger().child({ node: id })
   const { key, signer } = await nodeIdentity(id, protocol === 'beats' ? ['beat', 'status'] : undefined, given)
@@ -75,7 +66,6 @@ export async function startLivenessNode(
         heartbeat: init,
         detector: init,
         ...(swimTransports === undefined ? {} : { swimTransports }),
-        ...(discovery === undefined ? {} : { discovery }),
         ...(protocol === 'swim-streams' ? { swimDatagrams: false } : {}),
       },
     },
