@@ -197,15 +197,16 @@ export class Discovery implements Startable {
    */
   #topUp(): void {
     const { libp2p, replica, isDown } = this.#components
+    // First, so the map holds only the last redialAfterMs of disconnections (any peer's, strangers too).
+    const now = performance.now()
+    for (const [peer, at] of this.#droppedAt)
+      if (now - at >= this.#redialAfterMs) this.#droppedAt.delete(peer)
     const nodes = replica.nodes()
     const connected = new Set(this.connectedPeers())
     const fullMesh = nodes.length <= this.#fullMeshUpTo
     let missing = (fullMesh ? Number.POSITIVE_INFINITY : this.#targetPeers) - connected.size
     if (missing <= 0) return
     const belowTarget = connected.size < this.#targetPeers
-    const now = performance.now()
-    for (const [peer, at] of this.#droppedAt)
-      if (now - at >= this.#redialAfterMs) this.#droppedAt.delete(peer)
     const self = libp2p.peerId.toString()
     const candidates = nodes.filter((node) => {
       const peerId = node.peerId

@@ -27,12 +27,12 @@ const rejectEvery = (): TopicValidatorResult => TopicValidatorResult.Reject
  * Publishers flood each message to every peer they are connected to (`libp2p-node.ts`). An agent
  * connected to every live node, on the changes topic, therefore gets every message first-hand, and what
  * mesh peers forward to it is a duplicate: in a full mesh of ten, four of every five copies received.
- * Such an agent subscribes to REACH_TOPIC; peers give the topic's subscribers a slightly negative
- * gossipsub score, which keeps them out of every mesh (no forwarding to them) while they still get
- * published messages and IHAVE gossip. An agent that misses some live node unsubscribes and is meshed
- * again, so the peers it lacks reach it by forwarding. Beyond `targetPeers` agents no one is connected
- * to all, and gossip is as it was. Agents of earlier releases ignore the topic (it is not in their
- * `allowedTopics`) and keep forwarding to everyone: more copies, never fewer.
+ * Such an agent subscribes to REACH_TOPIC; its peers leave the topic's subscribers out when they
+ * forward (`libp2p-node.ts`), and it stays in their mesh, so it still forwards to the nodes that need
+ * it. An agent that misses some live node unsubscribes and is forwarded to again, so the publishers it
+ * lacks reach it through its peers. Discovery keeps clusters of up to 16 nodes a full mesh; beyond,
+ * few agents are connected to all, and gossip is as it was. Agents of earlier releases ignore the
+ * topic (it is not in their `allowedTopics`) and keep forwarding to everyone: more copies, never fewer.
  */
 export class GossipReach implements Startable {
   readonly #components: GossipReachComponents
@@ -65,8 +65,8 @@ export class GossipReach implements Startable {
     const { libp2p } = this.#components
     // The topic carries no messages: one is invalid, and counts against its sender's score.
     libp2p.services.pubsub.topicValidators.set(REACH_TOPIC, rejectEvery)
-    // Losing a peer is acted on at once (it should be meshed again before the next message); gaining
-    // one waits for the timer, and a node learned from a record for the next check as well.
+    // Losing a peer is acted on at once (it should be forwarded to again before the next message);
+    // gaining one waits for the timer, and a node learned from a record for the next check as well.
     libp2p.services.pubsub.addEventListener('subscription-change', this.#scheduleCheck)
     libp2p.addEventListener('peer:disconnect', this.#scheduleCheck)
     this.#timer = setInterval(this.#check, this.#checkIntervalMs)
@@ -126,7 +126,9 @@ export class GossipReach implements Startable {
     else if (pubsub.getTopics().includes(REACH_TOPIC)) pubsub.unsubscribe(REACH_TOPIC)
     this.#components.log.debug(
       { self: this.#components.libp2p.peerId.toString(), hearsAll, missed },
-      hearsAll ? 'gossip: connected to every live node; peers stop forwarding to it' : 'gossip: meshed again',
+      hearsAll
+        ? 'gossip: connected to every live node; peers stop forwarding to it'
+        : 'gossip: not connected to every live node; peers forward to it again',
     )
   }
 }
