@@ -131,6 +131,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
   )
   const {
     gossip,
+    reach,
     sync,
     beats,
     detector,
@@ -168,7 +169,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
         replicaCounts: () => replica.counts(),
         peersConnected: () => libp2p.getPeers().length,
         gossip: () => gossip.stats,
-        ...(units.reach === undefined ? {} : { gossipHearsAll: () => units.reach!.hearsAll }),
+        ...(reach === undefined ? {} : { gossipHearsAll: () => reach.hearsAll }),
         antiEntropy: () => sync.stats,
         liveness: () => liveness.statusCounts(),
         beats: () => ({ outcomes: detector.counts(), stalledResets: beats.stalledResets }),
@@ -225,7 +226,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Agen
     replica,
     libp2p,
     gossip,
-    reach: units.reach,
+    reach,
     discovery,
     sync,
     heartbeat,

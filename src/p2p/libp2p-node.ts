@@ -154,24 +154,31 @@ type IDontWantSender = (msgId: Uint8Array, topic: string, source: string) => voi
  * `test/p2p/gossip-reach.test.ts` fails if the wrap stops working.
  */
 function forwardOnlyToThoseWhoNeedIt(pubsub: RegistryLibp2p['services']['pubsub']): void {
+  // Its own sets (peer ids by topic, our subscriptions), read as they are: this runs per message.
   const gossipsub = pubsub as unknown as {
     selectPeersToForward?: ForwardSelector
     sendIDontWants?: IDontWantSender
+    topics?: Map<string, Set<string>>
+    subscriptions?: Set<string>
   }
-  const select = gossipsub.selectPeersToForward
-  const sendIDontWants = gossipsub.sendIDontWants
-  if (typeof select !== 'function' || typeof sendIDontWants !== 'function') {
+  const { selectPeersToForward: select, sendIDontWants, topics, subscriptions } = gossipsub
+  if (
+    typeof select !== 'function' ||
+    typeof sendIDontWants !== 'function' ||
+    !(topics instanceof Map) ||
+    !(subscriptions instanceof Set)
+  ) {
     console.warn('p2p-registry: this gossipsub cannot skip peers that hear every publisher')
     return
   }
   gossipsub.selectPeersToForward = (topic, source, exclude) => {
     const peers = select.call(gossipsub, topic, source, exclude)
-    if (topic !== CHANGES_TOPIC || peers.size === 0) return peers
-    for (const peer of pubsub.getSubscribers(REACH_TOPIC)) peers.delete(peer.toString())
+    const hearAll = topic === CHANGES_TOPIC ? topics.get(REACH_TOPIC) : undefined
+    if (hearAll !== undefined) for (const peer of peers) if (hearAll.has(peer)) peers.delete(peer)
     return peers
   }
   gossipsub.sendIDontWants = (msgId, topic, source) => {
-    if (topic === CHANGES_TOPIC && pubsub.getTopics().includes(REACH_TOPIC)) return
+    if (topic === CHANGES_TOPIC && subscriptions.has(REACH_TOPIC)) return
     sendIDontWants.call(gossipsub, msgId, topic, source)
   }
 }
